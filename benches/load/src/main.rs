@@ -1,0 +1,2 @@
+//! Loading benchmark (work in progress).
+fn main() {}
