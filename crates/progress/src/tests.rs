@@ -73,7 +73,11 @@ fn rate_and_eta_follow_moved_bytes() {
     let seen = seen.lock().unwrap();
     let last = seen.last().unwrap();
     // 100 kB in about 300 ms: a rate of the right order, and an ETA to match.
-    assert!(last.rate > 100_000.0 && last.rate < 1_000_000.0, "{}", last.rate);
+    assert!(
+        last.rate > 100_000.0 && last.rate < 1_000_000.0,
+        "{}",
+        last.rate
+    );
     let eta = last.eta_secs.unwrap();
     assert!(eta > 0.5 && eta < 20.0, "{eta}");
 }

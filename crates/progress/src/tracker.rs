@@ -193,7 +193,11 @@ impl Tracker {
         let moved = shared.moved;
         shared.window.sample(now, moved);
         let rate = shared.window.rate();
-        let files_done = shared.files.iter().filter(|f| f.state.is_terminal()).count() as u64;
+        let files_done = shared
+            .files
+            .iter()
+            .filter(|f| f.state.is_terminal())
+            .count() as u64;
         let bytes_done = shared.files.iter().map(|f| f.done).sum::<u64>();
         let bytes_total = shared
             .files

@@ -1,0 +1,94 @@
+//! What both compat builders collect, and how it becomes an engine.
+
+use std::path::PathBuf;
+
+use crate::client::{Hub, HubOptions};
+use crate::compat::Cache;
+use crate::env::{DEFAULT_ENDPOINT, EnvConfig};
+use crate::error::HubError;
+
+/// The builder state shared by `api::sync::ApiBuilder` and `api::tokio::ApiBuilder`.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) endpoint: String,
+    pub(crate) cache: Cache,
+    pub(crate) token: Option<String>,
+    pub(crate) progress: bool,
+    pub(crate) retries: Option<usize>,
+    pub(crate) max_files: Option<usize>,
+    pub(crate) chunk_size: Option<usize>,
+    pub(crate) offline: bool,
+    pub(crate) disable_xet: bool,
+    pub(crate) user_agent: Vec<(String, String)>,
+}
+
+impl Settings {
+    pub(crate) fn from_cache(cache: Cache) -> Self {
+        let token = cache.token();
+        Settings {
+            endpoint: DEFAULT_ENDPOINT.to_string(),
+            cache,
+            token,
+            progress: true,
+            retries: None,
+            max_files: None,
+            chunk_size: None,
+            offline: false,
+            disable_xet: false,
+            user_agent: Vec::new(),
+        }
+    }
+
+    pub(crate) fn from_env() -> Self {
+        let env = EnvConfig::from_env();
+        let mut settings = Settings::from_cache(Cache::new(env.cache_dir.clone()));
+        settings.endpoint = env.endpoint;
+        settings.token = env.token.or(settings.token);
+        settings.offline = env.offline;
+        settings.disable_xet = env.disable_xet;
+        settings
+    }
+
+    pub(crate) fn cache_dir(&mut self, dir: PathBuf) {
+        self.cache = Cache::new(dir);
+    }
+
+    pub(crate) fn hub(&self) -> Result<Hub, HubError> {
+        let mut options = HubOptions {
+            endpoint: self.endpoint.clone(),
+            token: self.token.clone(),
+            cache_dir: self.cache.path().clone(),
+            offline: self.offline,
+            user_agent: self.user_agent.clone(),
+            ..HubOptions::default()
+        };
+        if self.disable_xet {
+            options.xet = crate::client::XetMode::Disabled;
+        }
+        if let Some(retries) = self.retries {
+            options.retry.max_attempts =
+                u32::try_from(retries).unwrap_or(u32::MAX).saturating_add(1);
+        }
+        if let Some(files) = self.max_files {
+            options.connections_per_file = files.max(1);
+        }
+        if let Some(chunk) = self.chunk_size {
+            options.chunk_size = chunk as u64;
+        }
+        Hub::new(options)
+    }
+
+    /// Default headers for the raw clients upstream exposes (`client()`,
+    /// `info_request()`): user agent and, for the Hub, the token.
+    pub(crate) fn headers(&self) -> Vec<(String, String)> {
+        let mut ua = format!("hf-hub/{}; tektra; rust", env!("CARGO_PKG_VERSION"));
+        for (k, v) in &self.user_agent {
+            ua.push_str(&format!("; {k}/{v}"));
+        }
+        let mut headers = vec![("user-agent".to_string(), ua)];
+        if let Some(token) = &self.token {
+            headers.push(("authorization".to_string(), format!("Bearer {token}")));
+        }
+        headers
+    }
+}

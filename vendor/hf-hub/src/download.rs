@@ -1,0 +1,445 @@
+//! The whole path of a download: resolve -> plan -> transfer -> verify ->
+//! commit to the cache, for one file or a snapshot of a repo.
+
+use std::path::PathBuf;
+
+use futures::StreamExt;
+use tektra_progress::{FileProgress, SharedReporter, Stage, Tracker};
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::{BlobLock, RepoCache};
+use crate::client::Hub;
+use crate::error::HubError;
+use crate::filter::Filter;
+use crate::ids::{RepoPath, RepoRef, Revision};
+use crate::resolve::{FileMeta, TreeFile};
+use crate::transfer::{self, Job, TransferStats};
+use crate::verify::Expected;
+
+/// A file that is in the cache now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedFile {
+    /// Path inside the repo.
+    pub repo_path: RepoPath,
+    /// `snapshots/<commit>/<path>`: what to open.
+    pub path: PathBuf,
+    /// The commit it belongs to.
+    pub commit: String,
+    /// Size in bytes, when known (always, except offline without a listing).
+    pub size: Option<u64>,
+    /// Whether it was already there.
+    pub was_cached: bool,
+    /// What the transfer did (zero when cached).
+    pub stats: TransferStats,
+}
+
+/// A repo at one commit, with the files asked for in the cache.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The commit.
+    pub commit: String,
+    /// `snapshots/<commit>/`.
+    pub dir: PathBuf,
+    /// The files, in listing order.
+    pub files: Vec<CachedFile>,
+}
+
+impl Hub {
+    /// Downloads one file (or finds it cached) without progress or cancellation.
+    pub async fn file(
+        &self,
+        repo: &RepoRef,
+        revision: &Revision,
+        path: &RepoPath,
+    ) -> Result<CachedFile, HubError> {
+        self.download_file(
+            repo,
+            revision,
+            path,
+            tektra_progress::silent(),
+            &CancellationToken::new(),
+        )
+        .await
+    }
+
+    /// Downloads one file into the cache, reporting progress and stopping
+    /// when `cancel` fires (the partial file is kept for the next run).
+    ///
+    /// Online, the Hub is always asked which commit `revision` means, so a
+    /// moved branch is noticed; offline, the cache answers alone.
+    pub async fn download_file(
+        &self,
+        repo: &RepoRef,
+        revision: &Revision,
+        path: &RepoPath,
+        reporter: SharedReporter,
+        cancel: &CancellationToken,
+    ) -> Result<CachedFile, HubError> {
+        let repo_cache = self.cache().repo(repo);
+        if self.options().offline {
+            return offline_file(self, &repo_cache, repo, revision, path);
+        }
+        let tracker = Tracker::new(Stage::Resolving, reporter);
+        tracker.begin_stage(Stage::Resolving, Some(format!("{repo}@{revision}")));
+        let meta = self.resolve(repo, revision, path, cancel).await?;
+        tracker.begin_stage(Stage::Downloading, Some(format!("{repo}@{}", meta.commit)));
+        let progress = tracker.file(path.as_str(), Some(meta.size));
+        let result = self
+            .fetch_meta(&repo_cache, repo, revision, &meta, &progress, cancel)
+            .await;
+        report_end(&progress, &result);
+        let file = result?;
+        tracker.end_stage(None);
+        Ok(file)
+    }
+
+    /// Downloads the files of a repo that `filter` takes, several at once,
+    /// and returns the snapshot folder. The listing is stored as
+    /// `trees/<commit>.json`, so offline use can tell a complete snapshot
+    /// from a partial one.
+    pub async fn snapshot(
+        &self,
+        repo: &RepoRef,
+        revision: &Revision,
+        filter: &Filter,
+        reporter: SharedReporter,
+        cancel: &CancellationToken,
+    ) -> Result<Snapshot, HubError> {
+        let repo_cache = self.cache().repo(repo);
+        if self.options().offline {
+            return offline_snapshot(self, &repo_cache, repo, revision, filter);
+        }
+        let tracker = Tracker::new(Stage::Resolving, reporter);
+        tracker.begin_stage(Stage::Resolving, Some(format!("{repo}@{revision}")));
+        let info = self.repo_info(repo, revision, cancel).await?;
+        let commit = info.commit;
+        let at_commit = Revision::new(&commit)?;
+        let tree = self.tree(repo, &at_commit, cancel).await?;
+        repo_cache.write_ref(revision, &commit)?;
+        // Best effort: the listing helps offline use but is not required.
+        let _ = repo_cache.write_tree(&commit, &tree);
+        self.cache().ensure_tag();
+        let wanted: Vec<TreeFile> = tree
+            .into_iter()
+            .filter(|f| filter.matches(f.path.as_str()))
+            .collect();
+        tracker.begin_stage(
+            Stage::Downloading,
+            Some(format!("{repo}@{commit}: {} files", wanted.len())),
+        );
+        let handles: Vec<FileProgress> = wanted
+            .iter()
+            .map(|f| tracker.file(f.path.as_str(), Some(f.size)))
+            .collect();
+        let stop = cancel.child_token();
+        let jobs = wanted.iter().zip(handles.iter()).map(|(entry, progress)| {
+            let (repo_cache, at_commit, stop) = (&repo_cache, &at_commit, &stop);
+            async move {
+                let result = self
+                    .snapshot_file(repo_cache, repo, revision, at_commit, entry, progress, stop)
+                    .await;
+                report_end(progress, &result);
+                if result.is_err() {
+                    // One failure stops the rest; their partial files stay for a rerun.
+                    stop.cancel();
+                }
+                result
+            }
+        });
+        let mut results: Vec<Result<CachedFile, HubError>> = futures::stream::iter(jobs)
+            .buffered(self.options().max_files)
+            .collect()
+            .await;
+        if cancel.is_cancelled() {
+            return Err(HubError::Cancelled);
+        }
+        // The first real error, not the cancellations it caused.
+        if let Some(pos) = results
+            .iter()
+            .position(|r| matches!(r, Err(e) if !matches!(e, HubError::Cancelled)))
+        {
+            return Err(results
+                .swap_remove(pos)
+                .err()
+                .unwrap_or(HubError::Cancelled));
+        }
+        let files = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        tracker.end_stage(None);
+        Ok(Snapshot {
+            dir: repo_cache.snapshot_dir(&commit),
+            commit,
+            files,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn snapshot_file(
+        &self,
+        repo_cache: &RepoCache,
+        repo: &RepoRef,
+        revision: &Revision,
+        at_commit: &Revision,
+        entry: &TreeFile,
+        progress: &FileProgress,
+        cancel: &CancellationToken,
+    ) -> Result<CachedFile, HubError> {
+        let commit = at_commit.as_str();
+        if blob_ok(repo_cache, &entry.etag, entry.size) {
+            let path = repo_cache.link_snapshot(commit, &entry.path, &entry.etag)?;
+            return Ok(cached(&entry.path, path, commit, Some(entry.size)));
+        }
+        let meta = self.resolve(repo, at_commit, &entry.path, cancel).await?;
+        if meta.etag != entry.etag || meta.size != entry.size {
+            return Err(HubError::Protocol {
+                url: crate::client::display_url(&meta.url),
+                reason: format!(
+                    "{}: the listing says etag {} size {}, the file says etag {} size {}",
+                    entry.path, entry.etag, entry.size, meta.etag, meta.size
+                ),
+            });
+        }
+        self.fetch_meta(repo_cache, repo, revision, &meta, progress, cancel)
+            .await
+    }
+
+    /// Plan -> transfer -> verify -> commit for a resolved file.
+    async fn fetch_meta(
+        &self,
+        repo_cache: &RepoCache,
+        repo: &RepoRef,
+        revision: &Revision,
+        meta: &FileMeta,
+        progress: &FileProgress,
+        cancel: &CancellationToken,
+    ) -> Result<CachedFile, HubError> {
+        self.cache().ensure_tag();
+        repo_cache.write_ref(revision, &meta.commit)?;
+        if blob_ok(repo_cache, &meta.etag, meta.size) {
+            let path = repo_cache.link_snapshot(&meta.commit, &meta.path, &meta.etag)?;
+            return Ok(cached(&meta.path, path, &meta.commit, Some(meta.size)));
+        }
+        let lock_path = repo_cache.lock_path(&meta.etag);
+        let _lock = BlobLock::acquire(&lock_path, self.options().lock_timeout, cancel, || {
+            progress.note("waiting for another process that is downloading this file");
+        })
+        .await?;
+        // Another process may have finished it while we waited.
+        if blob_ok(repo_cache, &meta.etag, meta.size) {
+            let path = repo_cache.link_snapshot(&meta.commit, &meta.path, &meta.etag)?;
+            return Ok(cached(&meta.path, path, &meta.commit, Some(meta.size)));
+        }
+        let stats = self
+            .transfer_verified(repo_cache, repo, revision, meta, progress, cancel)
+            .await?;
+        repo_cache.commit_blob(&meta.etag)?;
+        let path = repo_cache.link_snapshot(&meta.commit, &meta.path, &meta.etag)?;
+        Ok(CachedFile {
+            repo_path: meta.path.clone(),
+            path,
+            commit: meta.commit.clone(),
+            size: Some(meta.size),
+            was_cached: false,
+            stats,
+        })
+    }
+
+    /// Transfers the bytes; a hash mismatch discards them and tries once
+    /// more before failing.
+    async fn transfer_verified(
+        &self,
+        repo_cache: &RepoCache,
+        repo: &RepoRef,
+        revision: &Revision,
+        meta: &FileMeta,
+        progress: &FileProgress,
+        cancel: &CancellationToken,
+    ) -> Result<TransferStats, HubError> {
+        let job = Job {
+            url: meta.url.clone(),
+            size: meta.size,
+            expected: Expected::from_etag(&meta.etag),
+            incomplete: repo_cache.incomplete_path(&meta.etag),
+            parts: repo_cache.parts_path(&meta.etag),
+            repo: repo.id().to_string(),
+            revision: revision.as_str().to_string(),
+            path: meta.path.as_str().to_string(),
+        };
+        if job.expected == Expected::SizeOnly {
+            tracing::warn!(file = %meta.path, etag = %meta.etag, "etag is not a content hash: checking the size only");
+        }
+        match self.transfer_any(meta, &job, progress, cancel).await {
+            Err(HubError::HashMismatch {
+                expected, actual, ..
+            }) => {
+                progress.note(format!(
+                    "content hash mismatch (expected {expected}, got {actual}): bytes discarded, downloading again"
+                ));
+                progress.set_done(0);
+                self.transfer_any(meta, &job, progress, cancel).await
+            }
+            other => other,
+        }
+    }
+
+    /// The transport for one attempt: Xet when the file has it and it is
+    /// enabled, plain HTTP otherwise.
+    async fn transfer_any(
+        &self,
+        meta: &FileMeta,
+        job: &Job,
+        progress: &FileProgress,
+        cancel: &CancellationToken,
+    ) -> Result<TransferStats, HubError> {
+        let _ = meta;
+        transfer::run(self, job, progress, cancel).await
+    }
+}
+
+fn report_end(progress: &FileProgress, result: &Result<CachedFile, HubError>) {
+    match result {
+        Ok(file) if file.was_cached => progress.cached(),
+        Ok(_) => progress.finish(),
+        Err(HubError::Cancelled) => progress.cancel(),
+        Err(e) => progress.fail(e.to_string()),
+    }
+}
+
+fn cached(repo_path: &RepoPath, path: PathBuf, commit: &str, size: Option<u64>) -> CachedFile {
+    CachedFile {
+        repo_path: repo_path.clone(),
+        path,
+        commit: commit.to_string(),
+        size,
+        was_cached: true,
+        stats: TransferStats::default(),
+    }
+}
+
+/// A blob counts as present when it exists with the right size. (Its name
+/// is its hash and it only ever arrives verified, by rename.)
+fn blob_ok(repo_cache: &RepoCache, etag: &str, size: u64) -> bool {
+    std::fs::metadata(repo_cache.blob_path(etag)).is_ok_and(|m| m.is_file() && m.len() == size)
+}
+
+fn offline_file(
+    hub: &Hub,
+    repo_cache: &RepoCache,
+    repo: &RepoRef,
+    revision: &Revision,
+    path: &RepoPath,
+) -> Result<CachedFile, HubError> {
+    let not_cached = |what: String| HubError::NotCached {
+        what,
+        cache: hub.cache().root().to_path_buf(),
+    };
+    let Some(commit) = repo_cache.commit_of(revision) else {
+        return Err(not_cached(format!(
+            "{repo}@{revision} (no ref for this revision)"
+        )));
+    };
+    if let Some(link) = repo_cache.cached_file(revision, path) {
+        let size = std::fs::metadata(&link).ok().map(|m| m.len());
+        return Ok(cached(path, link, &commit, size));
+    }
+    if repo_cache.is_known_missing(&commit, path) {
+        return Err(HubError::EntryNotFound {
+            repo: repo.id().to_string(),
+            revision: revision.as_str().to_string(),
+            path: path.as_str().to_string(),
+        });
+    }
+    Err(not_cached(format!("{repo}@{revision}: {path}")))
+}
+
+fn offline_snapshot(
+    hub: &Hub,
+    repo_cache: &RepoCache,
+    repo: &RepoRef,
+    revision: &Revision,
+    filter: &Filter,
+) -> Result<Snapshot, HubError> {
+    let not_cached = |what: String| HubError::NotCached {
+        what,
+        cache: hub.cache().root().to_path_buf(),
+    };
+    let Some(commit) = repo_cache.commit_of(revision) else {
+        return Err(not_cached(format!(
+            "{repo}@{revision} (no ref for this revision)"
+        )));
+    };
+    let dir = repo_cache.snapshot_dir(&commit);
+    let listed: Vec<(RepoPath, Option<u64>)> = match repo_cache.read_tree(&commit) {
+        Some(tree) => tree.into_iter().map(|f| (f.path, Some(f.size))).collect(),
+        // Without a listing, the snapshot folder is all we know.
+        None => list_snapshot(&dir)?
+            .into_iter()
+            .map(|p| (p, None))
+            .collect(),
+    };
+    let mut files = Vec::new();
+    let mut missing = Vec::new();
+    for (path, size) in listed
+        .into_iter()
+        .filter(|(p, _)| filter.matches(p.as_str()))
+    {
+        let link = repo_cache.snapshot_path(&commit, &path);
+        if link.is_file() {
+            files.push(cached(&path, link, &commit, size));
+        } else {
+            missing.push(path.as_str().to_string());
+        }
+    }
+    if !missing.is_empty() {
+        let shown = missing
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = missing.len().saturating_sub(10);
+        let tail = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        return Err(not_cached(format!("{repo}@{revision}: {shown}{tail}")));
+    }
+    if files.is_empty() && !dir.is_dir() {
+        return Err(not_cached(format!(
+            "{repo}@{revision} (no snapshot {commit})"
+        )));
+    }
+    Ok(Snapshot { commit, dir, files })
+}
+
+/// Every file under a snapshot folder, as repo paths.
+fn list_snapshot(dir: &std::path::Path) -> Result<Vec<RepoPath>, HubError> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((folder, prefix)) = stack.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(HubError::io("listing", &folder, e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                continue;
+            }
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push((path, rel));
+            } else if let Ok(p) = RepoPath::new(&rel) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

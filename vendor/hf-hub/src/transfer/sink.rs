@@ -1,0 +1,194 @@
+//! The disk side of a transfer: a writer thread that puts bytes at their
+//! offsets and journals written ranges, and a hasher thread that follows
+//! the write frontier. Network tasks never touch the file system.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use bytes::Bytes;
+use tektra_progress::FileProgress;
+use tokio::sync::mpsc;
+
+use super::Job;
+use crate::cache::write_ranges_line;
+use crate::error::HubError;
+use crate::ranges::RangeSet;
+use crate::verify::OrderedHasher;
+
+/// Journal a range's progress every this many bytes: a killed download
+/// loses at most this much per connection.
+const JOURNAL_STEP: u64 = 2 << 20;
+
+/// A message from a network task to the writer.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    /// Bytes of the range that starts at `range_start`, at `offset`.
+    Data {
+        range_start: u64,
+        offset: u64,
+        bytes: Bytes,
+    },
+}
+
+/// What the writer did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Written {
+    pub(crate) bytes: u64,
+}
+
+enum HashMsg {
+    Data(u64, Bytes),
+}
+
+/// Starts the writer and hasher for `file`. Returns the sender the network
+/// tasks use and a handle that yields the outcome once every sender is gone.
+pub(crate) fn start(
+    file: File,
+    journal: File,
+    job: &Job,
+    already: &RangeSet,
+    progress: FileProgress,
+    fsync: bool,
+) -> Result<(mpsc::Sender<Chunk>, SinkHandle), HubError> {
+    let path = job.incomplete.clone();
+    let journal_path = job.parts.clone();
+    let reader = File::open(&path).map_err(|e| HubError::io("opening", &path, e))?;
+    let mut hasher = OrderedHasher::new(&job.expected, job.size, reader, path.clone(), already);
+    let (hash_tx, hash_rx) = sync_channel::<HashMsg>(256);
+    let hash_path = path.clone();
+    let hasher_task = tokio::task::spawn_blocking(move || {
+        hash_loop(&mut hasher, &hash_rx, &hash_path).map(|()| hasher.finish())
+    });
+    let (tx, rx) = mpsc::channel::<Chunk>(256);
+    let writer_task = tokio::task::spawn_blocking(move || {
+        write_loop(
+            &file,
+            (&path, &journal_path),
+            journal,
+            rx,
+            &hash_tx,
+            &progress,
+            fsync,
+        )
+    });
+    Ok((
+        tx,
+        SinkHandle {
+            writer: writer_task,
+            hasher: hasher_task,
+        },
+    ))
+}
+
+/// Waits for the writer and hasher of a transfer.
+pub(crate) struct SinkHandle {
+    writer: tokio::task::JoinHandle<Result<Written, HubError>>,
+    hasher: tokio::task::JoinHandle<Result<(u64, String), HubError>>,
+}
+
+impl SinkHandle {
+    /// The writer's result, then the hasher's (frontier, digest). Call after
+    /// dropping every sender.
+    pub(crate) async fn finish(self) -> Result<(Written, u64, String), HubError> {
+        let written = join(self.writer).await?;
+        let (hashed, digest) = join(self.hasher).await?;
+        Ok((written, hashed, digest))
+    }
+}
+
+async fn join<T>(handle: tokio::task::JoinHandle<Result<T, HubError>>) -> Result<T, HubError> {
+    match handle.await {
+        Ok(result) => result,
+        Err(e) => Err(HubError::io(
+            "running the download's disk worker",
+            PathBuf::new(),
+            std::io::Error::other(e.to_string()),
+        )),
+    }
+}
+
+fn write_loop(
+    file: &File,
+    (path, journal_path): (&PathBuf, &PathBuf),
+    mut journal: File,
+    mut rx: mpsc::Receiver<Chunk>,
+    hash_tx: &SyncSender<HashMsg>,
+    progress: &FileProgress,
+    fsync: bool,
+) -> Result<Written, HubError> {
+    // range start -> (written end, journaled end)
+    let mut ranges: HashMap<u64, (u64, u64)> = HashMap::new();
+    let mut written = Written::default();
+    let mut journal_err = |e: std::io::Error| HubError::io("journaling", journal_path, e);
+    let result = (|| {
+        while let Some(Chunk::Data {
+            range_start,
+            offset,
+            bytes,
+        }) = rx.blocking_recv()
+        {
+            write_all_at(file, &bytes, offset).map_err(|e| HubError::io("writing", path, e))?;
+            let len = bytes.len() as u64;
+            written.bytes += len;
+            progress.advance(len);
+            let entry = ranges
+                .entry(range_start)
+                .or_insert((range_start, range_start));
+            entry.0 = offset + len;
+            if entry.0 - entry.1 >= JOURNAL_STEP {
+                write_ranges_line(&mut journal, range_start, entry.0).map_err(&mut journal_err)?;
+                entry.1 = entry.0;
+            }
+            // A closed hasher means it failed; its error is reported by finish().
+            let _ = hash_tx.send(HashMsg::Data(offset, bytes));
+        }
+        Ok(())
+    })();
+    // Whatever happened, record every range's progress: that is what a
+    // resumed download starts from.
+    rx.close();
+    for (start, (end, journaled)) in &ranges {
+        if end > journaled {
+            write_ranges_line(&mut journal, *start, *end).map_err(&mut journal_err)?;
+        }
+    }
+    result?;
+    if fsync {
+        file.sync_data()
+            .map_err(|e| HubError::io("flushing", path, e))?;
+    }
+    Ok(written)
+}
+
+fn hash_loop(
+    hasher: &mut OrderedHasher,
+    rx: &Receiver<HashMsg>,
+    path: &PathBuf,
+) -> Result<(), HubError> {
+    let err = |e| HubError::io("hashing", path, e);
+    // Resumed ranges that start at 0 are hashed before new bytes arrive.
+    hasher.written_range(0..0).map_err(err)?;
+    while let Ok(HashMsg::Data(offset, bytes)) = rx.recv() {
+        hasher.written(offset, &bytes).map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = file.seek_write(buf, offset)?;
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}

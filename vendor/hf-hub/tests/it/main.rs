@@ -1,0 +1,17 @@
+//! Integration tests of the engine and the compat API against the Hub
+//! server on loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod common;
+mod compat;
+mod faults;
+mod hostile;
+mod layout;
+mod offline;
+mod transfer;
