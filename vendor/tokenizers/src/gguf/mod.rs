@@ -160,7 +160,11 @@ pub(crate) fn build(metadata: &HashMap<String, Value>) -> Result<FromGguf> {
     };
     add_added_tokens(&mut tokenizer, &vocab);
 
-    let add_bos = meta.bool(keys::ADD_BOS)?.unwrap_or(default_add_bos);
+    // The per-name default applies only when there is a BOS to add; an
+    // explicit `add_bos_token = true` without one is an error below.
+    let add_bos = meta
+        .bool(keys::ADD_BOS)?
+        .unwrap_or(default_add_bos && bos.is_some());
     let add_eos = meta.bool(keys::ADD_EOS)?.unwrap_or(false);
     let special = |id: Option<u32>| {
         id.and_then(|id| {

@@ -124,6 +124,14 @@ impl ChatTemplate {
             },
         );
         env.add_filter("tojson", pyjson::tojson);
+        // Python's Jinja prints True/False/None; some templates print flags.
+        env.set_formatter(|out, state, value| match value.kind() {
+            ValueKind::Bool => out
+                .write_str(if value.is_true() { "True" } else { "False" })
+                .map_err(Into::into),
+            ValueKind::None => out.write_str("None").map_err(Into::into),
+            _ => minijinja::escape_formatter(out, state, value),
+        });
         set_clock(&mut env, None);
         env.add_template_owned(name.clone(), strip_generation_tags(&source))
             .map_err(|source| Error::TemplateSyntax {

@@ -111,7 +111,9 @@ fn write_container(
 }
 
 fn write_number(out: &mut String, value: &Value) {
-    if let Ok(int) = i128::try_from(value.clone()) {
+    if value.is_integer()
+        && let Ok(int) = i128::try_from(value.clone())
+    {
         let _ = write!(out, "{int}");
         return;
     }

@@ -1,0 +1,281 @@
+//! Untrusted GGUF metadata: every problem is a typed error naming the key.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use candle_core::quantized::gguf_file::Value;
+use tektra_tokenizers::{ChatTemplate, Error, TextTokenizer};
+
+use crate::{content, strings};
+
+/// A tiny valid byte-level vocabulary: `a`, `b`, `ab`, and `<eos>`.
+fn valid() -> HashMap<String, Value> {
+    HashMap::from([
+        (
+            "tokenizer.ggml.model".to_owned(),
+            Value::String("gpt2".into()),
+        ),
+        (
+            "tokenizer.ggml.pre".to_owned(),
+            Value::String("smollm".into()),
+        ),
+        (
+            "tokenizer.ggml.tokens".to_owned(),
+            strings(&["a", "b", "ab", "<eos>"]),
+        ),
+        (
+            "tokenizer.ggml.token_type".to_owned(),
+            Value::Array(vec![
+                Value::I32(1),
+                Value::I32(1),
+                Value::I32(1),
+                Value::I32(3),
+            ]),
+        ),
+        ("tokenizer.ggml.merges".to_owned(), strings(&["a b"])),
+        ("tokenizer.ggml.eos_token_id".to_owned(), Value::U32(3)),
+    ])
+}
+
+fn build_with(change: impl FnOnce(&mut HashMap<String, Value>)) -> Result<TextTokenizer, Error> {
+    let mut metadata = valid();
+    change(&mut metadata);
+    TextTokenizer::from_gguf(&content(metadata))
+}
+
+#[test]
+fn the_valid_baseline_builds_and_tokenizes() {
+    let tok = build_with(|_| {}).unwrap();
+    assert_eq!(tok.encode("abab<eos>", false).unwrap(), vec![2, 2, 3]);
+    assert_eq!(tok.specials().eos.as_ref().map(|e| e.id), Some(3));
+}
+
+#[test]
+fn missing_keys_are_named() {
+    for key in [
+        "tokenizer.ggml.model",
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.merges",
+    ] {
+        let err = build_with(|m| {
+            m.remove(key);
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::MissingKey { key: k } if k == key),
+            "{key}: {err}"
+        );
+        assert!(err.to_string().contains(key));
+    }
+}
+
+#[test]
+fn wrong_types_are_named_with_the_element() {
+    let err = build_with(|m| {
+        m.insert("tokenizer.ggml.tokens".into(), Value::String("abc".into()));
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongType { key, .. } if key == "tokenizer.ggml.tokens"),
+        "{err}"
+    );
+
+    let err = build_with(|m| {
+        m.insert(
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(vec![Value::String("a".into()), Value::U8(7)]),
+        );
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongType { key, .. } if key == "tokenizer.ggml.tokens[1]"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("U8 7"), "{err}");
+
+    let err = build_with(|m| {
+        m.insert(
+            "tokenizer.ggml.eos_token_id".into(),
+            Value::String("3".into()),
+        );
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongType { key, .. } if key.ends_with("eos_token_id")),
+        "{err}"
+    );
+
+    let err = build_with(|m| {
+        m.insert("tokenizer.ggml.add_bos_token".into(), Value::F32(1.0));
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongType { key, .. } if key.ends_with("add_bos_token")),
+        "{err}"
+    );
+}
+
+#[test]
+fn token_ids_out_of_range_are_rejected() {
+    let err = build_with(|m| {
+        m.insert("tokenizer.ggml.bos_token_id".into(), Value::U64(1 << 40));
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::TokenIdOutOfRange { key, id, vocab_size: 4 } if key.ends_with("bos_token_id") && *id == 1 << 40),
+        "{err}"
+    );
+    // llama.cpp writes -1 for "no such token": that is not an error.
+    let tok = build_with(|m| {
+        m.insert("tokenizer.ggml.padding_token_id".into(), Value::I32(-1));
+    })
+    .unwrap();
+    assert_eq!(tok.specials().pad, None);
+}
+
+#[test]
+fn mismatched_array_lengths_are_rejected() {
+    let err = build_with(|m| {
+        m.insert(
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(vec![Value::I32(1)]),
+        );
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::LengthMismatch { key, expected: 4, found: 1 } if key == "tokenizer.ggml.token_type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_merges_are_reported_by_position() {
+    let err = build_with(|m| {
+        m.insert("tokenizer.ggml.merges".into(), strings(&["a b", "a zz"]));
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::MergeUnknownToken { index: 1, token, .. } if token == "zz"),
+        "{err}"
+    );
+
+    // Both sides known, but the joined token is not in the vocabulary.
+    let err = build_with(|m| {
+        m.insert("tokenizer.ggml.merges".into(), strings(&["b a"]));
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::MergeUnknownToken { index: 0, token, .. } if token == "ba"),
+        "{err}"
+    );
+
+    for bad in ["ab", "a  b", " a", "a b c"] {
+        let err = build_with(|m| {
+            m.insert("tokenizer.ggml.merges".into(), strings(&[bad]));
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::MalformedMerge { index: 0, .. }),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn unsupported_model_and_pre_tokenizer_are_named() {
+    let err = build_with(|m| {
+        m.insert("tokenizer.ggml.model".into(), Value::String("rwkv".into()));
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsupportedModel { model } if model == "rwkv"),
+        "{err}"
+    );
+
+    let err = build_with(|m| {
+        m.insert("tokenizer.ggml.pre".into(), Value::String("klingon".into()));
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsupportedPreTokenizer { name } if name == "klingon"),
+        "{err}"
+    );
+}
+
+#[test]
+fn empty_vocabulary_and_missing_bos_are_rejected() {
+    let err = build_with(|m| {
+        m.insert("tokenizer.ggml.tokens".into(), Value::Array(Vec::new()));
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::EmptyVocabulary), "{err}");
+
+    // add_bos_token without a BOS id cannot be honoured.
+    let err = build_with(|m| {
+        m.insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(true));
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingKey { key } if key.ends_with("bos_token_id")),
+        "{err}"
+    );
+}
+
+#[test]
+fn chat_template_of_the_wrong_type_or_syntax_is_rejected() {
+    let err = build_with(|m| {
+        m.insert("tokenizer.chat_template".into(), Value::U32(5));
+    })
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongType { key, .. } if key == "tokenizer.chat_template"),
+        "{err}"
+    );
+
+    let err = build_with(|m| {
+        m.insert(
+            "tokenizer.chat_template".into(),
+            Value::String("{% for m in messages %}".into()),
+        );
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::TemplateSyntax { .. }), "{err}");
+
+    let err = ChatTemplate::from_gguf(&content(valid())).unwrap_err();
+    assert!(matches!(err, Error::NoChatTemplate { name: None }), "{err}");
+}
+
+#[test]
+fn unreadable_gguf_files_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.gguf");
+    assert!(matches!(
+        TextTokenizer::from_gguf_file(&missing),
+        Err(Error::Io { .. })
+    ));
+
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::File::create(&garbage)
+        .unwrap()
+        .write_all(b"not a gguf file at all, just text")
+        .unwrap();
+    let err = TextTokenizer::from_gguf_file(&garbage).unwrap_err();
+    assert!(
+        matches!(&err, Error::GgufRead { path, .. } if *path == garbage),
+        "{err}"
+    );
+
+    // A real header cut short in the middle of the metadata.
+    let mut head = vec![0u8; 4096];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(tektra_testdata::smollm2_gguf()).unwrap(),
+        &mut head,
+    )
+    .unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &head).unwrap();
+    assert!(matches!(
+        TextTokenizer::from_gguf_file(&truncated),
+        Err(Error::GgufRead { .. })
+    ));
+}
