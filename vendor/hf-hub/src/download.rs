@@ -119,28 +119,120 @@ impl Hub {
         // Best effort: the listing helps offline use but is not required.
         let _ = repo_cache.write_tree(&commit, &tree);
         self.cache().ensure_tag();
-        let wanted: Vec<TreeFile> = tree
+        let wanted: Vec<Planned> = tree
             .into_iter()
             .filter(|f| filter.matches(f.path.as_str()))
+            .map(Planned::Listed)
             .collect();
+        self.fetch_all(
+            &repo_cache,
+            repo,
+            revision,
+            &at_commit,
+            wanted,
+            &tracker,
+            cancel,
+        )
+        .await
+    }
+
+    /// Downloads the given files of a repo, several at once, with one
+    /// progress stream. Every file is resolved first, so a missing one fails
+    /// before any byte moves.
+    pub async fn download_files(
+        &self,
+        repo: &RepoRef,
+        revision: &Revision,
+        paths: &[RepoPath],
+        reporter: SharedReporter,
+        cancel: &CancellationToken,
+    ) -> Result<Snapshot, HubError> {
+        let repo_cache = self.cache().repo(repo);
+        if self.options().offline {
+            let files = paths
+                .iter()
+                .map(|p| offline_file(self, &repo_cache, repo, revision, p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let commit = files.first().map(|f| f.commit.clone()).unwrap_or_default();
+            return Ok(Snapshot {
+                dir: repo_cache.snapshot_dir(&commit),
+                commit,
+                files,
+            });
+        }
+        let tracker = Tracker::new(Stage::Resolving, reporter);
+        tracker.begin_stage(Stage::Resolving, Some(format!("{repo}@{revision}")));
+        let metas = futures::stream::iter(
+            paths
+                .iter()
+                .map(|p| self.resolve(repo, revision, p, cancel)),
+        )
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+        let Some(commit) = metas.first().map(|m| m.commit.clone()) else {
+            return Err(HubError::InvalidArgument {
+                kind: "file list",
+                value: String::new(),
+                reason: "no files given",
+            });
+        };
+        let at_commit = Revision::new(&commit)?;
+        let wanted = metas.into_iter().map(Planned::Resolved).collect();
+        self.fetch_all(
+            &repo_cache,
+            repo,
+            revision,
+            &at_commit,
+            wanted,
+            &tracker,
+            cancel,
+        )
+        .await
+    }
+
+    /// Fetches planned files concurrently (`max_files` at a time) under one
+    /// tracker. One failure stops the rest; their partial files stay.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_all(
+        &self,
+        repo_cache: &RepoCache,
+        repo: &RepoRef,
+        revision: &Revision,
+        at_commit: &Revision,
+        wanted: Vec<Planned>,
+        tracker: &Tracker,
+        cancel: &CancellationToken,
+    ) -> Result<Snapshot, HubError> {
+        let commit = at_commit.as_str().to_string();
         tracker.begin_stage(
             Stage::Downloading,
             Some(format!("{repo}@{commit}: {} files", wanted.len())),
         );
         let handles: Vec<FileProgress> = wanted
             .iter()
-            .map(|f| tracker.file(f.path.as_str(), Some(f.size)))
+            .map(|f| tracker.file(f.path().as_str(), Some(f.size())))
             .collect();
         let stop = cancel.child_token();
         let jobs = wanted.iter().zip(handles.iter()).map(|(entry, progress)| {
-            let (repo_cache, at_commit, stop) = (&repo_cache, &at_commit, &stop);
+            let stop = &stop;
             async move {
-                let result = self
-                    .snapshot_file(repo_cache, repo, revision, at_commit, entry, progress, stop)
-                    .await;
+                let result = match entry {
+                    Planned::Listed(entry) => {
+                        self.snapshot_file(
+                            repo_cache, repo, revision, at_commit, entry, progress, stop,
+                        )
+                        .await
+                    }
+                    Planned::Resolved(meta) => {
+                        self.fetch_meta(repo_cache, repo, revision, meta, progress, stop)
+                            .await
+                    }
+                };
                 report_end(progress, &result);
                 if result.is_err() {
-                    // One failure stops the rest; their partial files stay for a rerun.
                     stop.cancel();
                 }
                 result
@@ -292,6 +384,29 @@ impl Hub {
     ) -> Result<TransferStats, HubError> {
         let _ = meta;
         transfer::run(self, job, progress, cancel).await
+    }
+}
+
+/// A file to fetch: from a listing (resolved lazily, skipped when its blob
+/// is cached) or already resolved.
+enum Planned {
+    Listed(TreeFile),
+    Resolved(FileMeta),
+}
+
+impl Planned {
+    fn path(&self) -> &RepoPath {
+        match self {
+            Planned::Listed(f) => &f.path,
+            Planned::Resolved(m) => &m.path,
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Planned::Listed(f) => f.size,
+            Planned::Resolved(m) => m.size,
+        }
     }
 }
 

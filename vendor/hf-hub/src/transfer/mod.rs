@@ -115,21 +115,32 @@ async fn attempt(
     progress.set_state(State::Downloading);
 
     let opts = hub.options();
+    // Pieces small enough to spread over every connection, never larger
+    // than chunk_size.
+    let per_conn = job.size.div_ceil(opts.connections_per_file as u64 * 2);
+    let chunk_len = per_conn.clamp(1 << 20, opts.chunk_size);
     let work: Vec<Range<u64>> = match mode {
         Mode::Single => missing,
-        Mode::Parallel => {
-            // Pieces small enough to spread over every connection, never
-            // larger than chunk_size (what a kill can cost per connection).
-            let per_conn = job.size.div_ceil(opts.connections_per_file as u64 * 2);
-            let chunk = per_conn.clamp(1 << 20, opts.chunk_size);
-            missing.into_iter().flat_map(|r| split(r, chunk)).collect()
-        }
+        Mode::Parallel => missing
+            .into_iter()
+            .flat_map(|r| split(r, chunk_len))
+            .collect(),
     };
     let connections = match mode {
         Mode::Single => 1,
         Mode::Parallel => opts.connections_per_file.min(work.len()).max(1),
     };
-    let (tx, sink) = sink::start(file, journal, job, &done, progress.clone(), opts.fsync)?;
+    // Journal often enough that a killed run loses about one chunk in all,
+    // spread over its connections.
+    let journal_step = (chunk_len / connections as u64).clamp(256 << 10, 2 << 20);
+    let (tx, sink) = sink::start(
+        file,
+        journal,
+        job,
+        &done,
+        progress.clone(),
+        (opts.fsync, journal_step),
+    )?;
     let queue = Arc::new(Mutex::new(VecDeque::from(work)));
     let stop = cancel.child_token();
     let mut workers = tokio::task::JoinSet::new();

@@ -17,10 +17,6 @@ use crate::error::HubError;
 use crate::ranges::RangeSet;
 use crate::verify::OrderedHasher;
 
-/// Journal a range's progress every this many bytes: a killed download
-/// loses at most this much per connection.
-const JOURNAL_STEP: u64 = 2 << 20;
-
 /// A message from a network task to the writer.
 #[derive(Debug)]
 pub(crate) enum Chunk {
@@ -50,7 +46,7 @@ pub(crate) fn start(
     job: &Job,
     already: &RangeSet,
     progress: FileProgress,
-    fsync: bool,
+    (fsync, journal_step): (bool, u64),
 ) -> Result<(mpsc::Sender<Chunk>, SinkHandle), HubError> {
     let path = job.incomplete.clone();
     let journal_path = job.parts.clone();
@@ -70,7 +66,7 @@ pub(crate) fn start(
             rx,
             &hash_tx,
             &progress,
-            fsync,
+            (fsync, journal_step),
         )
     });
     Ok((
@@ -116,7 +112,7 @@ fn write_loop(
     mut rx: mpsc::Receiver<Chunk>,
     hash_tx: &SyncSender<HashMsg>,
     progress: &FileProgress,
-    fsync: bool,
+    (fsync, journal_step): (bool, u64),
 ) -> Result<Written, HubError> {
     // range start -> (written end, journaled end)
     let mut ranges: HashMap<u64, (u64, u64)> = HashMap::new();
@@ -137,7 +133,7 @@ fn write_loop(
                 .entry(range_start)
                 .or_insert((range_start, range_start));
             entry.0 = offset + len;
-            if entry.0 - entry.1 >= JOURNAL_STEP {
+            if entry.0 - entry.1 >= journal_step {
                 write_ranges_line(&mut journal, range_start, entry.0).map_err(&mut journal_err)?;
                 entry.1 = entry.0;
             }

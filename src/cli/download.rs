@@ -1,0 +1,128 @@
+//! `tektra download REPO [FILES...]`
+
+use std::path::PathBuf;
+
+use hf_hub::filter::Filter;
+use hf_hub::ids::{RepoPath, RepoRef, Revision};
+use hf_hub::{Hub, HubError, HubOptions, RepoType};
+
+use super::EXIT_CANCELLED;
+use super::report::{Display, Mode};
+use super::signal::cancel_on_ctrl_c;
+
+/// Download files of a Hub repo into the cache.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Repo id, e.g. `HuggingFaceTB/SmolLM2-135M-Instruct`.
+    repo: String,
+    /// Files to fetch; all files (after --include/--exclude) when none.
+    files: Vec<String>,
+    /// Branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// model, dataset or space.
+    #[arg(long, default_value = "model", value_parser = ["model", "dataset", "space"])]
+    repo_type: String,
+    /// Only files matching one of these globs (`*` matches `/`; `dir/` means everything under dir).
+    #[arg(long)]
+    include: Vec<String>,
+    /// Skip files matching one of these globs.
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// The hub cache folder [default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Access token [default: $HF_TOKEN or the token file].
+    #[arg(long)]
+    token: Option<String>,
+    /// Use only the cache; fail naming what is missing.
+    #[arg(long)]
+    offline: bool,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Progress as NDJSON events on stderr (one JSON object per line).
+    #[arg(long)]
+    json: bool,
+    /// Parallel connections per large file.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Files downloaded at once.
+    #[arg(long)]
+    max_files: Option<usize>,
+}
+
+impl Args {
+    fn options(&self) -> HubOptions {
+        let mut options = HubOptions::from_env();
+        if let Some(dir) = &self.cache_dir {
+            options.cache_dir.clone_from(dir);
+        }
+        if let Some(token) = &self.token {
+            options.token = Some(token.clone());
+        }
+        options.offline |= self.offline;
+        if let Some(n) = self.connections {
+            options.connections_per_file = n;
+        }
+        if let Some(n) = self.max_files {
+            options.max_files = n;
+        }
+        options
+    }
+
+    fn repo_type(&self) -> RepoType {
+        match self.repo_type.as_str() {
+            "dataset" => RepoType::Dataset,
+            "space" => RepoType::Space,
+            _ => RepoType::Model,
+        }
+    }
+}
+
+pub(crate) async fn run(args: Args) -> i32 {
+    let display = Display::start(Mode::from_flags(args.json, args.quiet));
+    let result = download(&args, &display).await;
+    display.finish().await;
+    match result {
+        Ok(path) => {
+            println!("{}", path.display());
+            0
+        }
+        Err(HubError::Cancelled) => {
+            eprintln!("cancelled: run the same command again to resume");
+            EXIT_CANCELLED
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+async fn download(args: &Args, display: &Display) -> Result<PathBuf, HubError> {
+    let repo = RepoRef::new(args.repo_type(), &args.repo)?;
+    let revision = Revision::new(&args.revision)?;
+    let hub = Hub::new(args.options())?;
+    let cancel = cancel_on_ctrl_c();
+    if args.files.is_empty() {
+        let filter = Filter::new(&args.include, &args.exclude)?;
+        let snapshot = hub
+            .snapshot(&repo, &revision, &filter, display.reporter(), &cancel)
+            .await?;
+        return Ok(snapshot.dir);
+    }
+    let paths = args
+        .files
+        .iter()
+        .map(|f| RepoPath::new(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let snapshot = hub
+        .download_files(&repo, &revision, &paths, display.reporter(), &cancel)
+        .await?;
+    // One file: its path; several: the snapshot folder.
+    Ok(match snapshot.files.as_slice() {
+        [one] => one.path.clone(),
+        _ => snapshot.dir,
+    })
+}

@@ -1,0 +1,55 @@
+//! Command-line parsing and dispatch. One file per subcommand.
+
+mod download;
+mod report;
+mod serve;
+mod signal;
+
+use clap::{Parser, Subcommand};
+
+/// Local models from the Hub to tokens.
+#[derive(Debug, Parser)]
+#[command(name = "tektra", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Download files of a Hub repo into the cache (verified, resumable).
+    Download(download::Args),
+    /// Serve a folder of repos, or a cache, as a Hub (a mirror for HF_ENDPOINT).
+    Serve(serve::Args),
+}
+
+/// Exit status for a run stopped by Ctrl-C.
+pub(crate) const EXIT_CANCELLED: i32 = 130;
+
+/// Runs the command line; returns the process exit code.
+pub(crate) fn main() -> i32 {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TEKTRA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Download(args) => download::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+        }
+    })
+}

@@ -1,0 +1,148 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tektra_hub_server::{Kind, Server, Store};
+
+pub const TOKEN: &str = "hf_cli_test_token";
+pub const BIG: usize = 48 << 20;
+
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub struct Fixture {
+    pub repos: tempfile::TempDir,
+    pub home: tempfile::TempDir,
+    pub server: Server,
+}
+
+impl Fixture {
+    pub async fn new() -> Fixture {
+        let repos = tempfile::tempdir().unwrap();
+        let put = |rel: &str, data: &[u8]| {
+            let p = repos.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, data).unwrap();
+        };
+        put(
+            "org/model/config.json",
+            br#"{"architectures": ["LlamaForCausalLM"]}"#,
+        );
+        put("org/model/weights.bin", &bytes(BIG, 7));
+        put("org/model/extra/notes.md", b"notes\n");
+        put("org/private/model.safetensors", &bytes(2 << 20, 8));
+        let mut store = Store::open(repos.path()).unwrap();
+        store.set_tokens(Kind::Model, "org/private", vec![TOKEN.into()]);
+        let server = Server::builder(store).start().await.unwrap();
+        Fixture {
+            repos,
+            home: tempfile::tempdir().unwrap(),
+            server,
+        }
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.home.path().join("hub")
+    }
+
+    pub fn source(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.repos.path().join(rel)).unwrap()
+    }
+
+    /// `tektra ARGS` with a clean environment pointing at our server and cache.
+    pub fn tektra(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
+        cmd.args(args)
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_OFFLINE")
+            .env_remove("HF_HUB_CACHE")
+            .env("HF_HOME", self.home.path())
+            .env("HF_ENDPOINT", self.server.url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    pub fn python(&self, script: &str, offline: bool) -> std::process::Output {
+        let mut cmd = Command::new(tektra_testdata::python());
+        cmd.arg("-c")
+            .arg(script)
+            .env_remove("HF_TOKEN")
+            .env("HF_HOME", self.home.path())
+            .env("HF_ENDPOINT", self.server.url())
+            .env("HF_HUB_DISABLE_TELEMETRY", "1")
+            .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
+        if offline {
+            cmd.env("HF_HUB_OFFLINE", "1");
+        } else {
+            cmd.env_remove("HF_HUB_OFFLINE");
+        }
+        cmd.output().unwrap()
+    }
+}
+
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+/// Bytes covered by the range journal of the (only) partial file.
+pub fn journal_covered(blobs: &Path) -> u64 {
+    let Ok(dir) = std::fs::read_dir(blobs) else {
+        return 0;
+    };
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for entry in dir.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".incomplete.parts")
+        {
+            for line in std::fs::read_to_string(entry.path())
+                .unwrap_or_default()
+                .lines()
+            {
+                let mut it = line.split(' ').map(|n| n.parse::<u64>());
+                if let (Some(Ok(a)), Some(Ok(b))) = (it.next(), it.next()) {
+                    ranges.push((a, b));
+                }
+            }
+        }
+    }
+    ranges.sort_unstable();
+    let (mut covered, mut end) = (0, 0);
+    for (a, b) in ranges {
+        let a = a.max(end);
+        if b > a {
+            covered += b - a;
+            end = b;
+        }
+    }
+    covered
+}
+
+/// Polls `check` every 20 ms until it holds; panics after `limit`.
+pub async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < limit,
+            "condition not reached in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,229 @@
+use std::time::{Duration, Instant};
+
+use tektra_hub_server::FaultPlan;
+
+use crate::common::*;
+
+fn rate_limited(fx: &Fixture, bytes_per_sec: u64) {
+    fx.server.faults().set(FaultPlan {
+        rate_limit: Some(bytes_per_sec),
+        ..FaultPlan::default()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_repo_with_json_events_and_the_snapshot_path() {
+    let fx = Fixture::new().await;
+    let out = fx
+        .tektra(&["download", "org/model", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = std::path::PathBuf::from(stdout(&out));
+    assert!(dir.starts_with(fx.cache().join("models--org--model/snapshots")));
+    assert!(std::fs::read(dir.join("weights.bin")).unwrap() == fx.source("org/model/weights.bin"));
+    assert_eq!(
+        std::fs::read(dir.join("extra/notes.md")).unwrap(),
+        b"notes\n"
+    );
+    let events: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON: {l}: {e}")))
+        .collect();
+    let last_file_states: Vec<&str> = ["config.json", "weights.bin", "extra/notes.md"]
+        .iter()
+        .map(|f| {
+            events
+                .iter()
+                .rev()
+                .find(|e| e["file"] == *f)
+                .and_then(|e| e["state"].as_str())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(last_file_states, ["done", "done", "done"]);
+    let last = events.last().unwrap();
+    assert_eq!(last["aggregate"]["files_done"], 3);
+    assert_eq!(
+        last["aggregate"]["bytes_done"],
+        last["aggregate"]["bytes_total"]
+    );
+    assert!(events.iter().any(|e| e["state"] == "verifying"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_half_way_resumes_and_fetches_about_one_chunk_again() {
+    let fx = Fixture::new().await;
+    rate_limited(&fx, 2 << 20);
+    let mut child = fx
+        .tektra(&[
+            "download",
+            "org/model",
+            "weights.bin",
+            "--connections",
+            "4",
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap();
+    let blobs = fx.cache().join("models--org--model/blobs");
+    wait_until(Duration::from_secs(60), || {
+        journal_covered(&blobs) >= BIG as u64 / 2
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    let _ = child.wait();
+    let first = fx.server.stats().content_bytes;
+    assert!(first < BIG as u64, "the first run finished before the kill");
+
+    fx.server.faults().set(FaultPlan::default());
+    let out = fx
+        .tektra(&["download", "org/model", "weights.bin", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let path = stdout(&out);
+    assert!(std::fs::read(&path).unwrap() == fx.source("org/model/weights.bin"));
+    let second = fx.server.stats().content_bytes - first;
+    let refetched = (first + second).saturating_sub(BIG as u64);
+    // Pieces are 6 MiB here (48 MiB over 4 connections x 2); what the kill
+    // cost is at most about one piece plus the blocks in flight.
+    let chunk = (BIG as u64).div_ceil(8);
+    eprintln!(
+        "first run {first} B, second {second} B, fetched again {refetched} B (chunk {chunk} B)"
+    );
+    assert!(
+        second < BIG as u64 / 2 + chunk,
+        "the second run did not resume"
+    );
+    assert!(
+        refetched <= chunk + 4 * (256 << 10),
+        "fetched again {refetched} B"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_within_a_second_and_the_rerun_resumes() {
+    let fx = Fixture::new().await;
+    rate_limited(&fx, 1 << 20);
+    let mut child = fx
+        .tektra(&["download", "org/model", "weights.bin"])
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), || {
+        fx.server.stats().content_bytes > 4 << 20
+    })
+    .await;
+    let pid = i32::try_from(child.id()).unwrap();
+    let sent = Instant::now();
+    assert_eq!(unsafe_kill(pid, libc::SIGINT), 0);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "still running 5 s after Ctrl-C"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let took = sent.elapsed();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    let first = fx.server.stats().content_bytes;
+
+    fx.server.faults().set(FaultPlan::default());
+    let out = fx
+        .tektra(&["download", "org/model", "weights.bin", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(stdout(&out)).unwrap() == fx.source("org/model/weights.bin"));
+    assert!(
+        fx.server.stats().content_bytes - first < BIG as u64,
+        "the rerun started over"
+    );
+}
+
+#[allow(unsafe_code)]
+fn unsafe_kill(pid: i32, signal: i32) -> i32 {
+    // SAFETY: sends a signal to our own child process; no memory is involved.
+    unsafe { libc::kill(pid, signal) }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_fetching_one_file_share_the_work() {
+    let fx = Fixture::new().await;
+    rate_limited(&fx, 8 << 20);
+    let args = ["download", "org/model", "weights.bin", "-q"];
+    let a = fx.tektra(&args).spawn().unwrap();
+    let b = fx.tektra(&args).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(
+        a.status.success() && b.status.success(),
+        "{} / {}",
+        stderr(&a),
+        stderr(&b)
+    );
+    assert_eq!(stdout(&a), stdout(&b));
+    assert!(std::fs::read(stdout(&a)).unwrap() == fx.source("org/model/weights.bin"));
+    // One of them waited on the lock and found the blob: one download in all.
+    let served = fx.server.stats().content_bytes;
+    assert!(
+        served < BIG as u64 * 3 / 2,
+        "served {served} B for a {BIG} B file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_repo_with_and_without_token() {
+    let fx = Fixture::new().await;
+    let out = fx
+        .tektra(&["download", "org/private", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: repository org/private") && err.contains("status code 401"),
+        "{err}"
+    );
+    let out = fx
+        .tektra(&["download", "org/private", "-q", "--token", TOKEN])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fx.server.stats().cdn_auth_seen, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offline_names_what_is_missing_then_works_from_the_cache() {
+    let fx = Fixture::new().await;
+    let out = fx
+        .tektra(&["download", "org/model", "config.json", "--offline"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("offline") && stderr(&out).contains("org/model"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        fx.tektra(&["download", "org/model", "config.json", "-q"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let before = fx.server.stats().hub_requests;
+    let out = fx
+        .tektra(&["download", "org/model", "config.json", "--offline"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fx.server.stats().hub_requests, before);
+}

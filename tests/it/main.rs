@@ -1,0 +1,12 @@
+//! End-to-end tests of the `tektra` binary against the Hub server on loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod common;
+mod download;
+mod interop;
