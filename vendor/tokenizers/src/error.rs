@@ -56,6 +56,14 @@ pub enum Error {
         #[source]
         source: candle_core::Error,
     },
+    /// The GGUF header is malformed (lengths beyond the file, bad magic, ...).
+    #[error("the GGUF header of {} is malformed: {reason}", path.display())]
+    GgufHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A required GGUF metadata key is absent.
     #[error("GGUF metadata key `{key}` is missing")]
     MissingKey {

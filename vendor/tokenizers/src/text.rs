@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -129,11 +129,21 @@ impl TextTokenizer {
             path: path.to_owned(),
             source,
         })?;
-        let content = gguf_file::Content::read(&mut BufReader::new(file)).map_err(|source| {
-            Error::GgufRead {
-                path: path.to_owned(),
-                source,
-            }
+        let io_error = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file_len = file.metadata().map_err(io_error)?.len();
+        let mut reader = BufReader::new(file);
+        // candle's reader trusts the lengths in the file; check them first.
+        crate::gguf::header::check(&mut reader, file_len).map_err(|reason| Error::GgufHeader {
+            path: path.to_owned(),
+            reason,
+        })?;
+        reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
+        let content = gguf_file::Content::read(&mut reader).map_err(|source| Error::GgufRead {
+            path: path.to_owned(),
+            source,
         })?;
         Self::from_gguf(&content)
     }

@@ -261,7 +261,7 @@ fn unreadable_gguf_files_are_errors_not_panics() {
         .unwrap();
     let err = TextTokenizer::from_gguf_file(&garbage).unwrap_err();
     assert!(
-        matches!(&err, Error::GgufRead { path, .. } if *path == garbage),
+        matches!(&err, Error::GgufHeader { path, .. } if *path == garbage),
         "{err}"
     );
 
@@ -274,8 +274,84 @@ fn unreadable_gguf_files_are_errors_not_panics() {
     .unwrap();
     let truncated = dir.path().join("truncated.gguf");
     std::fs::write(&truncated, &head).unwrap();
-    assert!(matches!(
-        TextTokenizer::from_gguf_file(&truncated),
-        Err(Error::GgufRead { .. })
-    ));
+    let err = TextTokenizer::from_gguf_file(&truncated).unwrap_err();
+    assert!(matches!(err, Error::GgufHeader { .. }), "{err}");
+}
+
+/// GGUF v3 header bytes: magic, version, tensor count, metadata count.
+fn header(tensors: u64, kvs: u64) -> Vec<u8> {
+    let mut bytes = b"GGUF".to_vec();
+    bytes.extend(3u32.to_le_bytes());
+    bytes.extend(tensors.to_le_bytes());
+    bytes.extend(kvs.to_le_bytes());
+    bytes
+}
+
+fn key(bytes: &mut Vec<u8>, name: &str, value_type: u32) {
+    bytes.extend((name.len() as u64).to_le_bytes());
+    bytes.extend(name.as_bytes());
+    bytes.extend(value_type.to_le_bytes());
+}
+
+fn load_bytes(bytes: &[u8]) -> Result<TextTokenizer, Error> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.gguf");
+    std::fs::write(&path, bytes).unwrap();
+    TextTokenizer::from_gguf_file(&path)
+}
+
+/// Lengths that candle's reader would allocate blindly (or divide by) are
+/// refused before it runs.
+#[test]
+fn hostile_gguf_headers_are_refused_before_parsing() {
+    let mut huge_string = header(0, 1);
+    key(&mut huge_string, "general.name", 8);
+    huge_string.extend((1u64 << 60).to_le_bytes());
+
+    let mut huge_array = header(0, 1);
+    key(&mut huge_array, "tokenizer.ggml.tokens", 9);
+    huge_array.extend(0u32.to_le_bytes()); // of u8
+    huge_array.extend((1u64 << 60).to_le_bytes());
+
+    let mut deep = header(0, 1);
+    key(&mut deep, "general.deep", 9);
+    for _ in 0..10_000 {
+        deep.extend(9u32.to_le_bytes());
+        deep.extend(1u64.to_le_bytes());
+    }
+
+    let mut zero_alignment = header(0, 1);
+    key(&mut zero_alignment, "general.alignment", 4);
+    zero_alignment.extend(0u32.to_le_bytes());
+
+    let mut many_dims = header(1, 0);
+    many_dims.extend(1u64.to_le_bytes());
+    many_dims.push(b't');
+    many_dims.extend(1000u32.to_le_bytes());
+
+    let mut huge_counts = header(u64::MAX, u64::MAX);
+    huge_counts.extend([0u8; 16]);
+
+    for (name, bytes) in [
+        ("huge string", huge_string),
+        ("huge array", huge_array),
+        ("deep arrays", deep),
+        ("zero alignment", zero_alignment),
+        ("many dimensions", many_dims),
+        ("huge counts", huge_counts),
+    ] {
+        let err = load_bytes(&bytes).unwrap_err();
+        assert!(matches!(err, Error::GgufHeader { .. }), "{name}: {err}");
+    }
+
+    // Well-formed lengths but an unknown tensor type: candle's own error.
+    let mut bad_dtype = header(1, 0);
+    bad_dtype.extend(1u64.to_le_bytes());
+    bad_dtype.push(b't');
+    bad_dtype.extend(1u32.to_le_bytes());
+    bad_dtype.extend(4u64.to_le_bytes());
+    bad_dtype.extend(999u32.to_le_bytes());
+    bad_dtype.extend(0u64.to_le_bytes());
+    let err = load_bytes(&bad_dtype).unwrap_err();
+    assert!(matches!(err, Error::GgufRead { .. }), "{err}");
 }
