@@ -119,3 +119,25 @@ fn skipped_special_tokens_emit_nothing() {
     let pieces = stream(&mut decoder, &ids[1..]);
     assert_eq!(pieces.concat(), "assistant\nHi");
 }
+
+#[test]
+fn invalid_byte_runs_do_not_stall_the_stream() {
+    let tok = smollm();
+    // A continuation byte of 😀 on its own, many times: never valid UTF-8.
+    let tail = *tok.encode("😀", false).unwrap().last().unwrap();
+    let ids: Vec<u32> = std::iter::once(tok.encode("a", false).unwrap()[0])
+        .chain(std::iter::repeat_n(tail, 30))
+        .collect();
+    let mut decoder = tok.stream_decoder(false);
+    let emitted_before_flush = ids
+        .iter()
+        .filter_map(|&id| decoder.push(id).unwrap())
+        .count();
+    // Garbage is released in bounded chunks instead of withheld forever.
+    assert!(emitted_before_flush >= 3, "{emitted_before_flush}");
+    let mut decoder = tok.stream_decoder(false);
+    assert_eq!(
+        stream(&mut decoder, &ids).concat(),
+        tok.decode(&ids, false).unwrap()
+    );
+}
