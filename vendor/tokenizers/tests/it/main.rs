@@ -39,6 +39,7 @@ struct Chat {
 #[derive(Debug, Deserialize)]
 struct Fixture {
     gguf_sha256: String,
+    llama_cpp_cross_check: Option<serde_json::Value>,
     cases: Vec<Case>,
     chats: Vec<Chat>,
 }

@@ -11,6 +11,18 @@ fn fixture_is_for_the_test_model() {
     assert!(fixture().cases.len() >= 40, "a few dozen strings");
 }
 
+/// The fixture script ran the strings through llama.cpp's own tokenizer too
+/// (llama-cpp-python): the digit-fixed Python ids are also llama.cpp's.
+#[test]
+fn fixture_ids_agree_with_llama_cpp() {
+    let check = fixture()
+        .llama_cpp_cross_check
+        .as_ref()
+        .expect("cross-check recorded");
+    assert_eq!(check["strings"], fixture().cases.len());
+    assert_eq!(check["differences"], serde_json::json!([]));
+}
+
 #[test]
 fn gguf_tokenizer_matches_python_reference_ids_exactly() {
     let tok = smollm();
