@@ -47,26 +47,27 @@ impl Float {
     }
 }
 
-/// A tensor's output buffer, allocated once at its final size.
+/// A tensor's output buffer, allocated once at its final size. Half
+/// floats are held as `u16` while filling: `vec![0u16; n]` is a zeroed
+/// allocation the OS provides untouched, whereas `vec![f16::ZERO; n]`
+/// would write every element once before the conversion writes it again.
 pub(crate) enum Out {
     F32(Vec<f32>),
-    F16(Vec<f16>),
-    BF16(Vec<bf16>),
+    F16(Vec<u16>),
+    BF16(Vec<u16>),
 }
 
 impl Out {
-    /// A zeroed buffer of `len` elements. Zeroed allocations of this size
-    /// come straight from the OS, untouched, so nothing is written twice.
+    /// A zeroed buffer of `len` elements, with huge pages asked for.
     pub(crate) fn zeroed(kind: Float, len: usize) -> Self {
         let mut out = match kind {
             Float::F32 => Out::F32(vec![0.0; len]),
-            Float::F16 => Out::F16(vec![f16::ZERO; len]),
-            Float::BF16 => Out::BF16(vec![bf16::ZERO; len]),
+            Float::F16 => Out::F16(vec![0; len]),
+            Float::BF16 => Out::BF16(vec![0; len]),
         };
         match &mut out {
             Out::F32(v) => advise_huge_pages(v),
-            Out::F16(v) => advise_huge_pages(v),
-            Out::BF16(v) => advise_huge_pages(v),
+            Out::F16(v) | Out::BF16(v) => advise_huge_pages(v),
         }
         out
     }
@@ -85,12 +86,12 @@ impl Out {
             }
             Out::F16(v) => {
                 if let Some(dst) = v.get_mut(at..end) {
-                    to_f16(src, from, dst);
+                    to_f16(src, from, bytemuck::cast_slice_mut(dst));
                 }
             }
             Out::BF16(v) => {
                 if let Some(dst) = v.get_mut(at..end) {
-                    to_bf16(src, from, dst);
+                    to_bf16(src, from, bytemuck::cast_slice_mut(dst));
                 }
             }
         }
@@ -100,8 +101,15 @@ impl Out {
     pub(crate) fn into_tensor(self, shape: Shape, device: &Device) -> candle_core::Result<Tensor> {
         match self {
             Out::F32(v) => Tensor::from_vec(v, shape, device),
-            Out::F16(v) => Tensor::from_vec(v, shape, device),
-            Out::BF16(v) => Tensor::from_vec(v, shape, device),
+            // Same size and alignment: the allocation is reused as is.
+            Out::F16(v) => {
+                Tensor::from_vec(bytemuck::allocation::cast_vec::<u16, f16>(v), shape, device)
+            }
+            Out::BF16(v) => Tensor::from_vec(
+                bytemuck::allocation::cast_vec::<u16, bf16>(v),
+                shape,
+                device,
+            ),
         }
     }
 }

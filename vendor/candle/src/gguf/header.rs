@@ -179,6 +179,13 @@ impl GgufHeader {
     /// validated fields, so candle never parses the untrusted header.
     #[must_use]
     pub fn to_content(&self) -> Content {
+        self.clone().into_content()
+    }
+
+    /// Like [`GgufHeader::to_content`], without copying the metadata (a
+    /// vocabulary is a hundred thousand strings or more).
+    #[must_use]
+    pub fn into_content(self) -> Content {
         let magic = match self.version {
             1 => VersionedMagic::GgufV1,
             2 => VersionedMagic::GgufV2,
@@ -186,19 +193,19 @@ impl GgufHeader {
         };
         let tensor_infos = self
             .tensors
-            .iter()
+            .into_iter()
             .map(|t| {
                 let info = TensorInfo {
                     ggml_dtype: t.dtype,
-                    shape: t.shape.clone().into(),
+                    shape: t.shape.into(),
                     offset: t.offset,
                 };
-                (t.name.clone(), info)
+                (t.name, info)
             })
             .collect();
         Content {
             magic,
-            metadata: self.metadata.clone(),
+            metadata: self.metadata,
             tensor_infos,
             tensor_data_offset: self.data_start,
         }

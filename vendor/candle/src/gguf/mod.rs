@@ -197,7 +197,7 @@ pub fn load_gguf(
         peak_rss: peak_rss(),
     };
     let weights = GgufWeights {
-        content: gguf.content(),
+        content: gguf.header.into_content(),
         tensors,
     };
     Ok((weights, report))
