@@ -25,7 +25,11 @@ fn data_dir() -> PathBuf {
 #[must_use]
 pub fn smollm2_gguf() -> PathBuf {
     let path = std::env::var_os("TEKTRA_TEST_MODEL").map_or_else(
-        || data_dir().join("models").join("SmolLM2-135M-Instruct.Q4_1.gguf"),
+        || {
+            data_dir()
+                .join("models")
+                .join("SmolLM2-135M-Instruct.Q4_1.gguf")
+        },
         PathBuf::from,
     );
     assert!(

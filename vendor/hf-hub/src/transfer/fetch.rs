@@ -5,11 +5,13 @@ use std::ops::Range;
 
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 use reqwest::{Method, StatusCode, Url};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::Job;
-use super::sink::Chunk;
+use super::sink::{Chunk, reserve};
 use crate::client::{Hub, display_url};
 use crate::error::HubError;
 use crate::http::{Subject, error_from_response, is_transient_status, wait_before_retry};
@@ -38,7 +40,7 @@ pub(crate) async fn fetch_range(
     job: &Job,
     range: Range<u64>,
     whole_ok: bool,
-    tx: &mpsc::Sender<Chunk>,
+    (tx, budget): (&mpsc::Sender<Chunk>, &Arc<Semaphore>),
     cancel: &CancellationToken,
 ) -> Result<(), FetchError> {
     let (url, size) = (&job.url, job.size);
@@ -58,7 +60,7 @@ pub(crate) async fn fetch_range(
             (range.start, pos..range.end),
             size,
             whole_ok,
-            tx,
+            (tx, budget),
             cancel,
             subject,
             &mut pos,
@@ -100,7 +102,7 @@ async fn fetch_once(
     (range_start, want): (u64, Range<u64>),
     size: u64,
     whole_ok: bool,
-    tx: &mpsc::Sender<Chunk>,
+    (tx, budget): (&mpsc::Sender<Chunk>, &Arc<Semaphore>),
     cancel: &CancellationToken,
     subject: Subject<'_>,
     pos: &mut u64,
@@ -158,10 +160,18 @@ async fn fetch_once(
                     bytes.truncate(usize::try_from(left).unwrap_or(usize::MAX));
                 }
                 let len = bytes.len() as u64;
+                let permit = tokio::select! {
+                    () = cancel.cancelled() => return Err(Attempt::Fatal(HubError::Cancelled.into())),
+                    p = reserve(budget, bytes.len()) => p,
+                };
+                let Some(permit) = permit else {
+                    return Err(Attempt::Fatal(HubError::Cancelled.into()));
+                };
                 let chunk = Chunk::Data {
                     range_start,
                     offset: *pos,
                     bytes,
+                    permit,
                 };
                 tokio::select! {
                     () = cancel.cancelled() => return Err(Attempt::Fatal(HubError::Cancelled.into())),

@@ -142,22 +142,24 @@ async fn attempt(
         (opts.fsync, journal_step),
     )?;
     let queue = Arc::new(Mutex::new(VecDeque::from(work)));
+    let budget = sink::budget();
     let stop = cancel.child_token();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..connections {
-        let (hub, job, queue, tx, stop) = (
+        let (hub, job, queue, tx, stop, budget) = (
             hub.clone(),
             job.clone(),
             queue.clone(),
             tx.clone(),
             stop.clone(),
+            budget.clone(),
         );
         let whole_ok = mode == Mode::Single;
         workers.spawn(async move {
             loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                 let Some(range) = next else { return Ok(()) };
-                fetch_range(&hub, &job, range, whole_ok, &tx, &stop).await?;
+                fetch_range(&hub, &job, range, whole_ok, (&tx, &budget), &stop).await?;
             }
         });
     }

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use bytes::Bytes;
+use std::sync::Arc;
 use tektra_progress::FileProgress;
-use tokio::sync::mpsc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::Job;
 use crate::cache::write_ranges_line;
@@ -17,14 +19,33 @@ use crate::error::HubError;
 use crate::ranges::RangeSet;
 use crate::verify::OrderedHasher;
 
+/// Bytes in flight between the network and the hasher, at most. Bounds
+/// memory whatever size the HTTP layer hands its chunks in.
+pub(crate) const IN_FLIGHT: usize = 4 << 20;
+/// One permit of the in-flight budget stands for this many bytes.
+const PERMIT: usize = 16 << 10;
+
+/// Takes the budget for `len` bytes, waiting while too much is in flight.
+pub(crate) async fn reserve(budget: &Arc<Semaphore>, len: usize) -> Option<OwnedSemaphorePermit> {
+    let permits = u32::try_from(len.div_ceil(PERMIT).clamp(1, IN_FLIGHT / PERMIT)).unwrap_or(1);
+    budget.clone().acquire_many_owned(permits).await.ok()
+}
+
+/// A fresh in-flight budget for one transfer.
+pub(crate) fn budget() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(IN_FLIGHT / PERMIT))
+}
+
 /// A message from a network task to the writer.
 #[derive(Debug)]
 pub(crate) enum Chunk {
-    /// Bytes of the range that starts at `range_start`, at `offset`.
+    /// Bytes of the range that starts at `range_start`, at `offset`, with
+    /// their share of the in-flight budget (released once hashed).
     Data {
         range_start: u64,
         offset: u64,
         bytes: Bytes,
+        permit: OwnedSemaphorePermit,
     },
 }
 
@@ -35,7 +56,7 @@ pub(crate) struct Written {
 }
 
 enum HashMsg {
-    Data(u64, Bytes),
+    Data(u64, Bytes, OwnedSemaphorePermit),
 }
 
 /// Starts the writer and hasher for `file`. Returns the sender the network
@@ -52,12 +73,12 @@ pub(crate) fn start(
     let journal_path = job.parts.clone();
     let reader = File::open(&path).map_err(|e| HubError::io("opening", &path, e))?;
     let mut hasher = OrderedHasher::new(&job.expected, job.size, reader, path.clone(), already);
-    let (hash_tx, hash_rx) = sync_channel::<HashMsg>(256);
+    let (hash_tx, hash_rx) = sync_channel::<HashMsg>(1024);
     let hash_path = path.clone();
     let hasher_task = tokio::task::spawn_blocking(move || {
         hash_loop(&mut hasher, &hash_rx, &hash_path).map(|()| hasher.finish())
     });
-    let (tx, rx) = mpsc::channel::<Chunk>(256);
+    let (tx, rx) = mpsc::channel::<Chunk>(1024);
     let writer_task = tokio::task::spawn_blocking(move || {
         write_loop(
             &file,
@@ -123,6 +144,7 @@ fn write_loop(
             range_start,
             offset,
             bytes,
+            permit,
         }) = rx.blocking_recv()
         {
             write_all_at(file, &bytes, offset).map_err(|e| HubError::io("writing", path, e))?;
@@ -138,7 +160,7 @@ fn write_loop(
                 entry.1 = entry.0;
             }
             // A closed hasher means it failed; its error is reported by finish().
-            let _ = hash_tx.send(HashMsg::Data(offset, bytes));
+            let _ = hash_tx.send(HashMsg::Data(offset, bytes, permit));
         }
         Ok(())
     })();
@@ -166,8 +188,9 @@ fn hash_loop(
     let err = |e| HubError::io("hashing", path, e);
     // Resumed ranges that start at 0 are hashed before new bytes arrive.
     hasher.written_range(0..0).map_err(err)?;
-    while let Ok(HashMsg::Data(offset, bytes)) = rx.recv() {
+    while let Ok(HashMsg::Data(offset, bytes, permit)) = rx.recv() {
         hasher.written(offset, &bytes).map_err(err)?;
+        drop(permit);
     }
     Ok(())
 }
