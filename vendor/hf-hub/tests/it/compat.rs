@@ -133,3 +133,40 @@ async fn tokio_api_downloads_and_lists() {
     let raw = repo.info_request().send().await.unwrap();
     assert!(raw.status().is_success());
 }
+
+// The remaining entry points mistral.rs 0.8.1 calls: the builders from the
+// environment and from defaults, `with_cache_dir`, and the cache's paths.
+#[tokio::test(flavor = "multi_thread")]
+async fn builders_and_cache_paths_mistralrs_calls() {
+    let fx = Fixture::new().await;
+    let api = ApiBuilder::new()
+        .with_cache_dir(fx.cache_root())
+        .with_endpoint(fx.server.url())
+        .with_progress(false)
+        .build()
+        .unwrap();
+    assert!(api.model("org/small".into()).get("config.json").is_ok());
+    assert!(ApiBuilder::from_env().build().is_ok());
+    let from_env = Cache::from_env();
+    assert!(from_env.path().ends_with("hub") || std::env::var_os("HF_HUB_CACHE").is_some());
+    let cache = Cache::new(fx.cache_root().join("hub"));
+    assert_eq!(cache.token_path(), fx.cache_root().join("token"));
+    std::fs::write(fx.cache_root().join("token"), "hf_from_file\n").unwrap();
+    assert_eq!(cache.token().as_deref(), Some("hf_from_file"));
+    let repo = cache.repo(Repo::with_revision(
+        "org/small".into(),
+        RepoType::Model,
+        "v1".into(),
+    ));
+    repo.create_ref("0123456789abcdef0123456789abcdef01234567")
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(fx.cache_root().join("hub/models--org--small/refs/v1")).unwrap(),
+        "0123456789abcdef0123456789abcdef01234567"
+    );
+    assert_eq!(Repo::model("a/b".into()).folder_name(), "models--a--b");
+    assert_eq!(
+        Repo::with_revision("a/b".into(), RepoType::Dataset, "refs/pr/1".into()).api_url(),
+        "datasets/a/b/revision/refs%2Fpr%2F1"
+    );
+}
