@@ -17,6 +17,9 @@ use rayon::prelude::*;
 use tektra_progress::{FileProgress, SharedReporter, Stage, Tracker};
 use tokio_util::sync::CancellationToken;
 
+/// candle's types that the header is expressed in, re-exported for callers.
+pub use candle_core::quantized::GgmlDType;
+pub use candle_core::quantized::gguf_file::Value;
 pub use header::{DEFAULT_ALIGNMENT, GgufHeader, GgufTensorInfo, MAX_DEPTH, MAX_DIMS, MAX_VALUES};
 pub use reader::{GgufReader, ReadCancelled};
 
