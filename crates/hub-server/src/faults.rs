@@ -144,6 +144,14 @@ pub struct Counters {
     pub xet_token_requests: AtomicU64,
     /// Xet token requests that carried an Authorization header.
     pub xet_token_auth_seen: AtomicU64,
+    /// Requests that reached the Xet CAS.
+    pub xet_cas_requests: AtomicU64,
+    /// Body bytes the Xet CAS sent.
+    pub xet_cas_bytes: AtomicU64,
+    /// CAS requests that carried an Authorization header (the Xet token).
+    pub xet_cas_auth_seen: AtomicU64,
+    /// CAS requests that carried a Hub token of any repo (must stay 0).
+    pub xet_cas_hub_token_seen: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -165,6 +173,14 @@ pub struct Stats {
     pub xet_token_requests: u64,
     /// See [`Counters`].
     pub xet_token_auth_seen: u64,
+    /// See [`Counters`].
+    pub xet_cas_requests: u64,
+    /// See [`Counters`].
+    pub xet_cas_bytes: u64,
+    /// See [`Counters`].
+    pub xet_cas_auth_seen: u64,
+    /// See [`Counters`].
+    pub xet_cas_hub_token_seen: u64,
 }
 
 impl Counters {
@@ -181,6 +197,10 @@ impl Counters {
             content_bytes: get(&self.content_bytes),
             xet_token_requests: get(&self.xet_token_requests),
             xet_token_auth_seen: get(&self.xet_token_auth_seen),
+            xet_cas_requests: get(&self.xet_cas_requests),
+            xet_cas_bytes: get(&self.xet_cas_bytes),
+            xet_cas_auth_seen: get(&self.xet_cas_auth_seen),
+            xet_cas_hub_token_seen: get(&self.xet_cas_hub_token_seen),
         }
     }
 }

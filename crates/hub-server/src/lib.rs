@@ -48,6 +48,8 @@ pub(crate) struct AppState {
     cdn_base: String,
     secret: [u8; 32],
     page_size: usize,
+    /// The Xet CAS, when the server was built with one.
+    xet: Option<xet::XetCas>,
 }
 
 impl AppState {
@@ -67,9 +69,23 @@ pub struct ServerBuilder {
     cdn_addr: SocketAddr,
     page_size: usize,
     faults: FaultPlan,
+    /// `Some(dir)`: run a Xet CAS (on disk under `dir`, or in memory).
+    #[cfg(feature = "xet")]
+    xet: Option<Option<std::path::PathBuf>>,
 }
 
 impl ServerBuilder {
+    /// Runs a Xet CAS behind the server: every LFS file is uploaded to it
+    /// with hf-xet (once per content) at start, resolve answers carry
+    /// `X-Xet-Hash` and the `xet-auth` link, and the token endpoint hands
+    /// out read tokens. The CAS keeps its data under `dir`, or in memory.
+    #[cfg(feature = "xet")]
+    #[must_use]
+    pub fn xet(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.xet = Some(dir);
+        self
+    }
+
     /// Where the Hub origin listens (default `127.0.0.1:0`, any free port).
     #[must_use]
     pub fn hub_addr(mut self, addr: SocketAddr) -> Self {
@@ -114,6 +130,17 @@ impl ServerBuilder {
         let cdn_addr = cdn.local_addr()?;
         let faults = Arc::new(Faults::default());
         faults.set(self.faults);
+        #[cfg(feature = "xet")]
+        let (xet, proxy) = match &self.xet {
+            Some(dir) => {
+                let proxy = TcpListener::bind(SocketAddr::new(hub_addr.ip(), 0)).await?;
+                let cas = xet::XetCas::start(dir.as_deref(), proxy.local_addr()?).await?;
+                (Some(cas), Some(proxy))
+            }
+            None => (None, None),
+        };
+        #[cfg(not(feature = "xet"))]
+        let xet = None;
         let mut seed = Sha256::default();
         seed.update(format!(
             "{:?}{:?}{}",
@@ -129,8 +156,14 @@ impl ServerBuilder {
             cdn_base: format!("http://{cdn_addr}"),
             secret: seed.finalize().into(),
             page_size: self.page_size,
+            xet,
         });
         let shutdown = CancellationToken::new();
+        #[cfg(feature = "xet")]
+        if let Some(proxy) = proxy {
+            xet::serve_proxy(proxy, state.clone(), shutdown.clone());
+            xet::sync(&state).await.map_err(std::io::Error::other)?;
+        }
         let hub_app = axum::Router::new()
             .fallback(routes::hub)
             .with_state(state.clone());
@@ -176,6 +209,8 @@ impl Server {
             cdn_addr: any,
             page_size: 1000,
             faults: FaultPlan::default(),
+            #[cfg(feature = "xet")]
+            xet: None,
         }
     }
 
@@ -211,6 +246,21 @@ impl Server {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut store);
+    }
+
+    /// Uploads to the Xet CAS every LFS file that is not there yet (after
+    /// [`Server::edit_store`] added some); returns how many were uploaded.
+    /// Does nothing on a server without a CAS.
+    #[cfg(feature = "xet")]
+    pub async fn sync_xet(&self) -> Result<usize, String> {
+        xet::sync(&self.state).await
+    }
+
+    /// The URL clients are given for the Xet CAS, if there is one.
+    #[cfg(feature = "xet")]
+    #[must_use]
+    pub fn xet_cas_url(&self) -> Option<String> {
+        self.state.xet.as_ref().map(|c| c.proxy_url.clone())
     }
 
     /// Stops accepting connections.

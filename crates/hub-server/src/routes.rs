@@ -42,7 +42,7 @@ fn percent_decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn status(code: StatusCode, error_code: Option<&str>, message: &str) -> Response<Body> {
+pub(crate) fn status(code: StatusCode, error_code: Option<&str>, message: &str) -> Response<Body> {
     let mut response = Response::new(Body::from(json!({ "error": message }).to_string()));
     *response.status_mut() = code;
     let h = response.headers_mut();
@@ -57,13 +57,13 @@ fn status(code: StatusCode, error_code: Option<&str>, message: &str) -> Response
     response
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+pub(crate) fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -94,12 +94,12 @@ fn split_repo<'a>(
     None
 }
 
-enum Access<'a> {
+pub(crate) enum Access<'a> {
     Ok(&'a Repo),
     Denied(Response<Body>),
 }
 
-fn access<'a>(
+pub(crate) fn access<'a>(
     state: &'a AppState,
     store: &'a crate::store::Store,
     kind: Kind,
@@ -232,7 +232,7 @@ fn resolve(
     if let Some(sha) = &entry.lfs_sha256 {
         set(&mut extra, "x-linked-etag", &format!("\"{sha}\""));
         set(&mut extra, "x-linked-size", &size.to_string());
-        crate::xet::resolve_headers(state, kind, id, revision, entry, &mut extra);
+        crate::xet::resolve_headers(state, kind, id, commit, entry, &mut extra);
         let location = state.cdn_link(sha);
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::FOUND;
@@ -290,7 +290,7 @@ fn revision_info(
     json_response(&body, HeaderMap::new())
 }
 
-fn json_response(body: &serde_json::Value, mut headers: HeaderMap) -> Response<Body> {
+pub(crate) fn json_response(body: &serde_json::Value, mut headers: HeaderMap) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
     headers.insert(
         header::CONTENT_TYPE,

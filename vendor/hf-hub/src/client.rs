@@ -47,6 +47,10 @@ pub struct HubOptions {
     pub user_agent: Vec<(String, String)>,
     /// Use Xet storage for files that have it (when built with `xet`).
     pub xet: XetMode,
+    /// Where hf-xet keeps its chunk cache and session files. `None` means
+    /// `<cache_dir>/.xet`; [`HubOptions::from_env`] uses `$HF_HOME/xet`,
+    /// where huggingface_hub keeps them too.
+    pub xet_cache_dir: Option<PathBuf>,
 }
 
 /// Whether Xet-backed files go through Xet.
@@ -79,6 +83,7 @@ impl Default for HubOptions {
             fsync: false,
             user_agent: Vec::new(),
             xet: XetMode::Auto,
+            xet_cache_dir: None,
         }
     }
 }
@@ -103,6 +108,7 @@ impl HubOptions {
             } else {
                 XetMode::Auto
             },
+            xet_cache_dir: Some(cfg.home.join("xet")),
             ..HubOptions::default()
         }
     }
@@ -114,6 +120,10 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) auth: Option<HeaderValue>,
     pub(crate) cache: CacheDir,
+    /// The Xet session and read tokens, shared by every download of this
+    /// engine and its clones.
+    #[cfg(feature = "xet")]
+    pub(crate) xet: crate::xet::XetState,
 }
 
 /// The download engine. Clones share the HTTP connection pool.
@@ -203,6 +213,8 @@ impl Hub {
                 http,
                 auth,
                 cache,
+                #[cfg(feature = "xet")]
+                xet: crate::xet::XetState::default(),
             }),
         })
     }

@@ -8,7 +8,7 @@ use tektra_progress::{FileProgress, SharedReporter, Stage, Tracker};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{BlobLock, RepoCache};
-use crate::client::Hub;
+use crate::client::{Hub, XetMode};
 use crate::error::HubError;
 use crate::filter::Filter;
 use crate::ids::{RepoPath, RepoRef, Revision};
@@ -374,7 +374,9 @@ impl Hub {
     }
 
     /// The transport for one attempt: Xet when the file has it and it is
-    /// enabled, plain HTTP otherwise.
+    /// enabled, plain HTTP otherwise. With [`XetMode::Auto`], a Xet failure
+    /// of any kind is reported as a note and the file is fetched once more
+    /// over HTTP; with [`XetMode::Require`] it is the error.
     async fn transfer_any(
         &self,
         meta: &FileMeta,
@@ -382,7 +384,41 @@ impl Hub {
         progress: &FileProgress,
         cancel: &CancellationToken,
     ) -> Result<TransferStats, HubError> {
-        let _ = meta;
+        let mode = self.options().xet;
+        if let Some(xet) = &meta.xet
+            && mode != XetMode::Disabled
+        {
+            #[cfg(feature = "xet")]
+            {
+                if mode == XetMode::Auto && crate::xet::has_http_partial(job) {
+                    // An interrupted HTTP download resumes where it stopped;
+                    // Xet would start over.
+                    progress.note("resuming an earlier partial download over HTTP");
+                } else {
+                    match crate::xet::transfer(self, xet, job, progress, cancel).await {
+                        Ok(stats) => return Ok(stats),
+                        Err(HubError::Cancelled) => return Err(HubError::Cancelled),
+                        Err(e) if mode == XetMode::Require => return Err(e),
+                        Err(e) => {
+                            tracing::warn!(file = %meta.path, error = %e, "Xet failed: falling back to HTTP");
+                            progress.note(format!("{e}; downloading over HTTP instead"));
+                            progress.set_done(0);
+                        }
+                    }
+                }
+            }
+            #[cfg(not(feature = "xet"))]
+            {
+                let _ = xet;
+                if mode == XetMode::Require {
+                    return Err(HubError::Backend {
+                        backend: "xet",
+                        file: meta.path.as_str().to_string(),
+                        reason: "Xet was required, but this build has no Xet support (built without the `xet` feature)".into(),
+                    });
+                }
+            }
+        }
         transfer::run(self, job, progress, cancel).await
     }
 }

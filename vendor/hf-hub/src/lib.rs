@@ -13,6 +13,8 @@ mod compat;
 mod download;
 mod http;
 mod transfer;
+#[cfg(feature = "xet")]
+mod xet;
 
 pub mod api;
 pub mod cache;

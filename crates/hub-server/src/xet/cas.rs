@@ -1,0 +1,202 @@
+//! A Xet CAS for the server: xet-client's simulation server on loopback
+//! (in memory, or on disk when a folder is given), with every LFS file
+//! uploaded once through hf-xet's own upload API so its Xet hash is real.
+//! Clients reach it through a small proxy (see `proxy`) that counts what
+//! it sees and can slow it down; the upstream address is never handed out.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Response};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use xet::xet_session::{Sha256Policy, XetSession, XetSessionBuilder};
+use xet_client::cas_client::{LocalTestServer, LocalTestServerBuilder};
+
+use crate::AppState;
+use crate::routes::{json_response, now_secs, set};
+
+/// How long a read token is valid.
+const TOKEN_SECS: u64 = 3600;
+
+/// The CAS and what the server knows about it.
+pub(crate) struct XetCas {
+    upstream: LocalTestServer,
+    session: XetSession,
+    /// Where clients are sent: the proxy in front of the CAS.
+    pub(crate) proxy_url: String,
+    /// A loopback port nobody listens on (the "CAS down" fault).
+    closed_url: String,
+    /// sha256 of a file -> its Xet hash, so each content is uploaded once.
+    hashes: Mutex<HashMap<String, String>>,
+    pub(crate) http: reqwest::Client,
+}
+
+impl XetCas {
+    /// Starts the CAS (on disk under `dir`, else in memory) for a proxy that
+    /// will listen at `proxy_addr`.
+    pub(crate) async fn start(
+        dir: Option<&Path>,
+        proxy_addr: SocketAddr,
+    ) -> std::io::Result<XetCas> {
+        let builder = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                LocalTestServerBuilder::new().with_disk_location(dir)
+            }
+            None => LocalTestServerBuilder::new(),
+        };
+        let upstream = builder.start().await;
+        let session = XetSessionBuilder::new()
+            .build()
+            .map_err(|e| std::io::Error::other(format!("starting a Xet session: {e}")))?;
+        let closed_url = closed_port_url(proxy_addr)?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| std::io::Error::other(format!("proxy client: {e}")))?;
+        Ok(XetCas {
+            upstream,
+            session,
+            proxy_url: format!("http://{proxy_addr}"),
+            closed_url,
+            hashes: Mutex::new(HashMap::new()),
+            http,
+        })
+    }
+
+    /// The CAS itself (behind the proxy).
+    pub(crate) fn upstream_url(&self) -> &str {
+        self.upstream.http_endpoint()
+    }
+
+    /// Uploads files (path on disk, sha256) not uploaded yet; returns
+    /// sha256 -> Xet hash for all of them.
+    async fn upload(&self, files: &[(PathBuf, String)]) -> Result<HashMap<String, String>, String> {
+        let mut known = self.hashes.lock().map(|h| h.clone()).unwrap_or_default();
+        let todo: Vec<&(PathBuf, String)> = files
+            .iter()
+            .filter(|(_, sha)| !known.contains_key(sha))
+            .collect();
+        if !todo.is_empty() {
+            let commit = self
+                .session
+                .new_upload_commit()
+                .map_err(|e| e.to_string())?
+                .with_endpoint(self.upstream_url())
+                .build()
+                .await
+                .map_err(|e| format!("starting an upload: {e}"))?;
+            let mut handles = Vec::new();
+            for (path, sha) in todo {
+                let handle = commit
+                    .upload_from_path(path.clone(), Sha256Policy::Skip)
+                    .await
+                    .map_err(|e| format!("uploading {}: {e}", path.display()))?;
+                handles.push((sha.clone(), handle));
+            }
+            for (sha, handle) in handles {
+                let meta = handle
+                    .finalize_ingestion()
+                    .await
+                    .map_err(|e| format!("uploading {sha}: {e}"))?;
+                known.insert(sha, meta.xet_info.hash);
+            }
+            commit
+                .commit()
+                .await
+                .map_err(|e| format!("committing the upload: {e}"))?;
+            if let Ok(mut hashes) = self.hashes.lock() {
+                hashes.clone_from(&known);
+            }
+        }
+        Ok(known)
+    }
+
+    /// The token endpoint's answer for repo `id`.
+    pub(crate) fn token_response(&self, state: &AppState, id: &str) -> Response<Body> {
+        let exp = now_secs() + TOKEN_SECS;
+        let token = access_token(state, id, exp);
+        let cas_url = if state.faults.plan().xet_cas_down {
+            self.closed_url.as_str()
+        } else {
+            self.proxy_url.as_str()
+        };
+        let mut headers = HeaderMap::new();
+        set(&mut headers, "x-xet-access-token", &token);
+        set(&mut headers, "x-xet-token-expiration", &exp.to_string());
+        set(&mut headers, "x-xet-cas-url", cas_url);
+        json_response(
+            &json!({ "accessToken": token, "exp": exp, "casUrl": cas_url }),
+            headers,
+        )
+    }
+}
+
+/// A token only this server could have issued, different per repo and
+/// expiry; it never equals a Hub token, so the proxy can tell them apart.
+fn access_token(state: &AppState, id: &str, exp: u64) -> String {
+    let mut h = Sha256::default();
+    h.update(b"xet-read");
+    h.update(state.secret);
+    h.update(id.as_bytes());
+    h.update(exp.to_le_bytes());
+    format!("xet_{}", hex::encode(h.finalize()))
+}
+
+/// A URL on the proxy's host at a port that was free a moment ago and is
+/// closed now: connections to it are refused.
+fn closed_port_url(near: SocketAddr) -> std::io::Result<String> {
+    let listener = std::net::TcpListener::bind(SocketAddr::new(near.ip(), 0))?;
+    let addr = listener.local_addr()?;
+    drop(listener);
+    Ok(format!("http://{addr}"))
+}
+
+/// Uploads every LFS file of the store that has no Xet hash yet and records
+/// the hashes. Called at start and after the store was edited.
+pub(crate) async fn sync(state: &AppState) -> Result<usize, String> {
+    let Some(cas) = &state.xet else {
+        return Ok(0);
+    };
+    let mut wanted: Vec<(PathBuf, String)> = Vec::new();
+    {
+        let store = state.store();
+        for entry in store
+            .repos
+            .values()
+            .flat_map(|r| r.commits.values())
+            .flat_map(|files| files.values())
+        {
+            if let (Some(sha), None) = (&entry.lfs_sha256, &entry.xet_hash)
+                && !wanted.iter().any(|(_, s)| s == sha)
+            {
+                wanted.push((entry.disk.clone(), sha.clone()));
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let hashes = cas.upload(&wanted).await?;
+    let mut store = state
+        .store
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for entry in store
+        .repos
+        .values_mut()
+        .flat_map(|r| r.commits.values_mut())
+        .flat_map(|files| files.values_mut())
+    {
+        if let Some(sha) = &entry.lfs_sha256
+            && let Some(hash) = hashes.get(sha)
+        {
+            entry.xet_hash = Some(hash.clone());
+        }
+    }
+    Ok(wanted.len())
+}

@@ -1,0 +1,90 @@
+//! The Xet side of the protocol: `X-Xet-Hash` and the `xet-auth` link in
+//! resolve answers, and the read-token endpoint. With the `xet` feature and
+//! [`ServerBuilder::xet`](crate::ServerBuilder::xet), a CAS runs behind
+//! them (see `cas`); without, files have no Xet hash and the token
+//! endpoint answers 404, as for a repo the Hub keeps in plain LFS.
+
+#[cfg(feature = "xet")]
+mod cas;
+#[cfg(feature = "xet")]
+mod proxy;
+
+#[cfg(feature = "xet")]
+pub(crate) use cas::{XetCas, sync};
+#[cfg(feature = "xet")]
+pub(crate) use proxy::serve as serve_proxy;
+
+/// Without the `xet` feature there is never a CAS.
+#[cfg(not(feature = "xet"))]
+pub(crate) enum XetCas {}
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Response, StatusCode, header};
+
+use crate::AppState;
+use crate::faults::bump;
+use crate::routes::status;
+use crate::store::{FileEntry, Kind};
+
+/// Adds the Xet headers to a resolve answer when the file is in Xet.
+pub(crate) fn resolve_headers(
+    state: &AppState,
+    kind: Kind,
+    id: &str,
+    commit: &str,
+    entry: &FileEntry,
+    headers: &mut HeaderMap,
+) {
+    if state.xet.is_none() {
+        return;
+    }
+    let Some(hash) = &entry.xet_hash else {
+        return;
+    };
+    crate::routes::set(headers, "x-xet-hash", hash);
+    let link = format!(
+        "<{}/api/{}/{id}/xet-read-token/{commit}>; rel=\"xet-auth\"",
+        state.hub_base,
+        kind.plural()
+    );
+    crate::routes::set(headers, "link", &link);
+}
+
+/// `GET /api/{kind}/{id}/xet-read-token/{rev}`: a CAS read token for a repo
+/// the caller may read, as JSON and in `X-Xet-*` headers.
+pub(crate) async fn token(
+    state: &AppState,
+    kind: Kind,
+    id: &str,
+    revision: &str,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let stats = &state.faults.stats;
+    bump(&stats.xet_token_requests, 1);
+    if headers.contains_key(header::AUTHORIZATION) {
+        bump(&stats.xet_token_auth_seen, 1);
+    }
+    {
+        let store = state.store();
+        let repo = match crate::routes::access(state, &store, kind, id, headers) {
+            crate::routes::Access::Ok(repo) => repo,
+            crate::routes::Access::Denied(response) => return response,
+        };
+        if repo.commit_of(revision).is_none() {
+            return status(
+                StatusCode::NOT_FOUND,
+                Some("RevisionNotFound"),
+                "Revision not found",
+            );
+        }
+    }
+    if let Some(code) = state.faults.plan().xet_token_status {
+        let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return status(code, None, "Xet token endpoint failing (injected fault)");
+    }
+    #[cfg(feature = "xet")]
+    if let Some(cas) = &state.xet {
+        return cas.token_response(state, id);
+    }
+    status(StatusCode::NOT_FOUND, None, "no Xet store")
+}
