@@ -1,7 +1,7 @@
 //! Upstream hf-hub 0.4.3's `api` module: the same `Progress` trait, repo
 //! info types and the `sync` and `tokio` APIs, running on our engine.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
@@ -147,9 +147,11 @@ impl ProgressCalls {
     }
 }
 
+#[cfg(feature = "ureq")]
 /// The runtime the blocking API runs the engine on: its own threads, so a
 /// caller inside another tokio runtime never nests one.
 pub(crate) fn background_runtime() -> Result<&'static ::tokio::runtime::Runtime, std::io::Error> {
+    use std::sync::OnceLock;
     static RUNTIME: OnceLock<::tokio::runtime::Runtime> = OnceLock::new();
     if let Some(rt) = RUNTIME.get() {
         return Ok(rt);

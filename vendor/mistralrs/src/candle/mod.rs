@@ -1,0 +1,336 @@
+//! The default backend: candle-transformers models on the pinned candle,
+//! weights read through tektra-candle so loading reports progress.
+
+mod arch;
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::llama;
+use tektra_candle::gguf::GgufFile;
+use tektra_candle::{DeviceChoice, SafetensorsBackend};
+use tektra_progress::{SharedReporter, Stage, Tracker};
+use tektra_tokenizers::TextTokenizer;
+use tokio_util::sync::CancellationToken;
+
+pub use arch::SUPPORTED;
+use arch::{Dims, HfConfig, LlamaParts, Model};
+
+use crate::engine::{Backend, EngineOptions, GenerationStats, Loaded, StopReason};
+use crate::error::{Error, Result};
+use crate::fetch::ModelFiles;
+use crate::memory::{MemoryEstimate, available_memory};
+use crate::sampling::{Sampler, Sampling};
+use crate::stop::StopMatcher;
+
+/// A model running on candle.
+pub struct CandleBackend {
+    model: Model,
+    tokenizer: TextTokenizer,
+    device: Device,
+    context: usize,
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn check_memory(
+    options: &EngineOptions,
+    model: &Path,
+    weights: u64,
+    dims: Dims,
+) -> Result<(MemoryEstimate, usize)> {
+    let context = dims.context.min(options.max_context as u64);
+    let estimate = MemoryEstimate::new(weights, dims.layers, dims.kv_heads, dims.head_dim, context);
+    if options.check_memory {
+        let available = match (available_memory(), options.memory_limit) {
+            (Some(a), Some(l)) => Some(a.min(l)),
+            (a, l) => a.or(l),
+        };
+        estimate.check(&file_name(model), available)?;
+    }
+    Ok((estimate, usize::try_from(context).unwrap_or(usize::MAX)))
+}
+
+/// Loads `files` on the device `options` chose. Blocking.
+pub(crate) fn load(
+    files: &ModelFiles,
+    options: &EngineOptions,
+    reporter: SharedReporter,
+    cancel: &CancellationToken,
+) -> Result<Loaded> {
+    let device = DeviceChoice::device(options.device)?;
+    match files {
+        ModelFiles::Gguf(path) => load_gguf(path, &device, options, reporter, cancel),
+        ModelFiles::Safetensors(dir) => {
+            load_llama_safetensors(dir, &device, options, reporter, cancel)
+        }
+    }
+}
+
+fn load_gguf(
+    path: &Path,
+    device: &Device,
+    options: &EngineOptions,
+    reporter: SharedReporter,
+    cancel: &CancellationToken,
+) -> Result<Loaded> {
+    let gguf = GgufFile::open(path)?;
+    let content = gguf.content();
+    let architecture = arch::gguf_architecture(&content);
+    if !arch::gguf_supported(&architecture) {
+        return Err(Error::Unsupported {
+            found: architecture,
+            backend: "candle",
+            supported: SUPPORTED,
+        });
+    }
+    let dims = arch::gguf_dims(&content, path)?;
+    let tokenizer = TextTokenizer::from_gguf(&content)?;
+    let (memory, context) = check_memory(options, path, gguf.tensor_bytes(), dims)?;
+    let tensors = gguf.header().tensors.len();
+    let tracker = Tracker::new(Stage::Loading, reporter);
+    tracker.begin_stage(Stage::Loading, Some(file_name(path)));
+    let file = tracker.file(file_name(path), None);
+    let mut reader = gguf.reader(file.clone(), cancel.clone())?;
+    let model = match arch::load_gguf(&architecture, content, &mut reader, device) {
+        Ok(model) => model,
+        Err(_) if reader.was_cancelled() => return Err(Error::Cancelled),
+        Err(e) => {
+            file.fail(e.to_string());
+            return Err(e);
+        }
+    };
+    reader.finish();
+    tracker.end_stage(None);
+    Ok(Loaded {
+        backend: Box::new(CandleBackend {
+            model,
+            tokenizer: tokenizer.clone(),
+            device: device.clone(),
+            context,
+        }),
+        tokenizer,
+        architecture,
+        context,
+        memory,
+        tensors,
+    })
+}
+
+fn load_llama_safetensors(
+    dir: &Path,
+    device: &Device,
+    options: &EngineOptions,
+    reporter: SharedReporter,
+    cancel: &CancellationToken,
+) -> Result<Loaded> {
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|source| Error::Io {
+        path: config_path.clone(),
+        source,
+    })?;
+    let hf: HfConfig = serde_json::from_str(&text).map_err(|e| Error::MissingConfig {
+        path: config_path.clone(),
+        what: format!("a readable config ({e})"),
+    })?;
+    let architecture = hf.architecture();
+    if !matches!(architecture.as_str(), "llama" | "LlamaForCausalLM") {
+        return Err(Error::Unsupported {
+            found: architecture,
+            backend: "candle",
+            supported: SUPPORTED,
+        });
+    }
+    let llama_config: llama::LlamaConfig =
+        serde_json::from_str(&text).map_err(|e| Error::MissingConfig {
+            path: config_path.clone(),
+            what: format!("llama settings ({e})"),
+        })?;
+    let config = llama_config.into_config(false);
+    let files = tektra_candle::ModelFiles::resolve(dir)?;
+    let stored: u64 = files
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    // Weights are kept in f32 on the CPU: 16-bit files double in memory.
+    let weights = if text.contains("\"float32\"") {
+        stored
+    } else {
+        stored.saturating_mul(2)
+    };
+    let (memory, context) = check_memory(options, dir, weights, hf.dims(&config_path)?)?;
+    let tokenizer = TextTokenizer::from_dir(dir)?;
+    let dtype = DType::F32;
+    let backend = SafetensorsBackend::open(&files.files, reporter, cancel.clone())?;
+    let tensors = backend.names().count();
+    let vb = backend.var_builder(dtype, device.clone());
+    let built = llama::Llama::load(vb, &config);
+    if backend.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    let model = built?;
+    backend.finish();
+    let cache = llama::Cache::new(true, dtype, &config, device)?;
+    let parts = LlamaParts {
+        config,
+        dtype,
+        device: device.clone(),
+    };
+    Ok(Loaded {
+        backend: Box::new(CandleBackend {
+            model: Model::LlamaF(Box::new(model), cache, parts),
+            tokenizer: tokenizer.clone(),
+            device: device.clone(),
+            context,
+        }),
+        tokenizer,
+        architecture,
+        context,
+        memory,
+        tensors,
+    })
+}
+
+impl CandleBackend {
+    fn logits(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        let logits = self.model.forward(&input, pos)?;
+        Ok(logits
+            .flatten_all()?
+            .to_dtype(DType::F32)?
+            .to_vec1::<f32>()?)
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let tokens = self.tokenizer.encode(text, true)?;
+        if tokens.is_empty() {
+            return Err(Error::Sampling("the prompt encodes to no tokens".into()));
+        }
+        Ok(tokens)
+    }
+}
+
+impl Backend for CandleBackend {
+    fn name(&self) -> &'static str {
+        "candle"
+    }
+
+    fn generate(
+        &mut self,
+        prompt: &str,
+        sampling: &Sampling,
+        on_text: &mut dyn FnMut(&str),
+        cancel: &CancellationToken,
+    ) -> Result<GenerationStats> {
+        let start = Instant::now();
+        let mut history = self.encode(prompt)?;
+        let prompt_tokens = history.len();
+        if prompt_tokens + sampling.max_tokens > self.context {
+            return Err(Error::ContextOverflow {
+                tokens: prompt_tokens,
+                max_tokens: sampling.max_tokens,
+                context: self.context,
+            });
+        }
+        let mut logits = self.logits(&history, 0)?;
+        let prompt_done = Instant::now();
+        let mut sampler = Sampler::new(sampling);
+        let mut decoder = self.tokenizer.stream_decoder(true);
+        let mut stops = StopMatcher::new(sampling.stop.clone());
+        let mut first = None;
+        let mut generated = 0;
+        let mut reason = StopReason::MaxTokens;
+        loop {
+            if cancel.is_cancelled() {
+                reason = StopReason::Cancelled;
+                break;
+            }
+            let next = sampler.sample(&mut logits, &history);
+            first.get_or_insert_with(Instant::now);
+            if self.tokenizer.is_stop(next) {
+                reason = StopReason::Eos;
+                break;
+            }
+            generated += 1;
+            history.push(next);
+            if let Some(piece) = decoder.push(next)? {
+                let (out, hit) = stops.push(&piece);
+                if !out.is_empty() {
+                    on_text(&out);
+                }
+                if hit {
+                    reason = StopReason::StopString;
+                    break;
+                }
+            }
+            if generated >= sampling.max_tokens {
+                break;
+            }
+            logits = self.logits(&[next], history.len() - 1)?;
+        }
+        if reason != StopReason::StopString {
+            let tail = decoder.flush()?.unwrap_or_default();
+            let (mut out, hit) = stops.push(&tail);
+            if !hit {
+                out.push_str(&stops.flush());
+            }
+            if !out.is_empty() {
+                on_text(&out);
+            }
+        }
+        Ok(GenerationStats::from_timings(
+            prompt_tokens,
+            generated,
+            (start, prompt_done, first, Instant::now()),
+            reason,
+        ))
+    }
+
+    fn log_likelihood(&mut self, text: &str, cancel: &CancellationToken) -> Result<(f64, usize)> {
+        let tokens = self.encode(text)?;
+        if tokens.len() > self.context {
+            return Err(Error::ContextOverflow {
+                tokens: tokens.len(),
+                max_tokens: 0,
+                context: self.context,
+            });
+        }
+        let mut sum = 0.0f64;
+        let mut logits = self.logits(&tokens[..1], 0)?;
+        for (i, &token) in tokens.iter().enumerate().skip(1) {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            sum += log_prob(&logits, token);
+            if i + 1 < tokens.len() {
+                logits = self.logits(&[token], i)?;
+            }
+        }
+        Ok((sum, tokens.len() - 1))
+    }
+
+    fn warm_up(&mut self) -> Result<()> {
+        let token = self.tokenizer.specials().bos.as_ref().map_or(0, |b| b.id);
+        self.logits(&[token, token], 0)?;
+        Ok(())
+    }
+}
+
+/// `ln softmax(logits)[token]`, computed stably in f64.
+fn log_prob(logits: &[f32], token: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    let l = logits
+        .get(token as usize)
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
+    f64::from(l - max) - sum.ln()
+}

@@ -1,0 +1,49 @@
+//! `tektra-inference`: the Engine. One call takes a model reference (a Hub
+//! repo with an optional file, a local file or a folder) and gives streamed
+//! text, with every stage before the first token (resolve, download,
+//! verify, load, warm-up) reported as `tektra_progress` events.
+//!
+//! The default backend runs candle-transformers models on the pinned candle
+//! (GGUF llama/mistral/SmolLM, qwen2, qwen3, phi3, gemma3; llama
+//! safetensors); mistral.rs runs behind the `mistralrs` feature.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tektra_inference::Error> {
+//! use tektra_inference::{Engine, EngineOptions, ModelRef, Prompt, Sampling};
+//! use tokio_util::sync::CancellationToken;
+//! let model: ModelRef = tektra_inference::DEFAULT_MODEL.parse()?;
+//! let cancel = CancellationToken::new();
+//! let mut engine = Engine::load(&model, &EngineOptions::default(), tektra_progress::silent(), &cancel).await?;
+//! let stats = engine.generate(
+//!     &Prompt::Text("The capital of France is".into()),
+//!     &Sampling::greedy(8),
+//!     &mut |piece| print!("{piece}"),
+//!     &cancel,
+//! )?;
+//! println!("\n{:.1} tokens/s", stats.tokens_per_sec);
+//! # Ok(()) }
+//! ```
+
+mod candle;
+mod engine;
+mod error;
+mod fetch;
+mod memory;
+#[cfg(feature = "mistralrs")]
+mod mistralrs;
+mod model_ref;
+mod sampling;
+mod stop;
+
+pub use candle::{CandleBackend, SUPPORTED as CANDLE_SUPPORTED};
+pub use engine::{
+    Backend, BackendKind, Engine, EngineOptions, GenerationStats, ModelInfo, Prompt, StopReason,
+};
+pub use error::{Error, Result};
+pub use fetch::{ModelFiles, fetch, pick_gguf};
+pub use memory::{MemoryEstimate, available_memory};
+pub use model_ref::{DEFAULT_MODEL, ModelRef};
+pub use sampling::{Sampler, Sampling, argmax};
+pub use stop::StopMatcher;
+pub use tektra_candle::DeviceChoice;
+pub use tektra_tokenizers::Message;

@@ -1,0 +1,12 @@
+//! The engine on the real test model (SmolLM2-135M-Instruct Q4_1).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod common;
+mod correctness;
+mod loading;
