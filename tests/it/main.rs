@@ -10,3 +10,4 @@
 mod common;
 mod download;
 mod interop;
+mod one_version;
