@@ -38,6 +38,9 @@ pub struct FaultPlan {
     pub xet_cas_down: bool,
     /// Delay every Xet CAS answer by this many milliseconds.
     pub xet_cas_delay_ms: Option<u64>,
+    /// Give resolve answers the Xet hash of another file (a Hub whose
+    /// metadata disagrees with its content): Xet delivers wrong bytes.
+    pub xet_wrong_hash: bool,
 }
 
 /// The faults one content answer gets, drawn from the plan.

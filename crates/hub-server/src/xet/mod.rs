@@ -41,7 +41,16 @@ pub(crate) fn resolve_headers(
     let Some(hash) = &entry.xet_hash else {
         return;
     };
-    crate::routes::set(headers, "x-xet-hash", hash);
+    #[cfg(feature = "xet")]
+    let wrong = state
+        .faults
+        .plan()
+        .xet_wrong_hash
+        .then(|| state.xet.as_ref().and_then(|cas| cas.other_hash(hash)))
+        .flatten();
+    #[cfg(not(feature = "xet"))]
+    let wrong: Option<String> = None;
+    crate::routes::set(headers, "x-xet-hash", wrong.as_deref().unwrap_or(hash));
     let link = format!(
         "<{}/api/{}/{id}/xet-read-token/{commit}>; rel=\"xet-auth\"",
         state.hub_base,

@@ -15,3 +15,5 @@ mod hostile;
 mod layout;
 mod offline;
 mod transfer;
+#[cfg(feature = "xet")]
+mod xet;
