@@ -82,7 +82,8 @@ pub(crate) fn run(which: &str, scenario: &str, path: &Path) -> Result<Measure> {
     let tensors = match (which, scenario, shapes) {
         ("ours", "gguf", _) => ours_gguf(path)?,
         ("upstream", "gguf", _) => upstream_gguf(path)?,
-        ("ours", s, _) => ours_safetensors(path, dtype_of(s)?)?,
+        ("ours", s, _) => ours_safetensors(path, dtype_of(s)?, true)?,
+        ("ours-4k", s, _) => ours_safetensors(path, dtype_of(s)?, false)?,
         ("upstream", s, Some((files, shapes))) => {
             upstream_safetensors(&files, &shapes, dtype_of(s)?)?
         }
@@ -123,10 +124,11 @@ fn upstream_gguf(path: &Path) -> Result<usize> {
     Ok(tensors.len())
 }
 
-fn ours_safetensors(dir: &Path, dtype: DType) -> Result<usize> {
+fn ours_safetensors(dir: &Path, dtype: DType, huge_pages: bool) -> Result<usize> {
     let options = tektra_candle::LoadOptions {
         device: Device::Cpu,
         dtype: Some(dtype),
+        huge_pages,
     };
     let model = tektra_candle::load(
         dir,

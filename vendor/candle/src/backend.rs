@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::load::open_shards;
 use crate::progress;
-use crate::shard::Shard;
+use crate::shard::{ReadTo, Shard};
 
 struct Inner {
     shards: Vec<Shard>,
@@ -28,6 +28,7 @@ struct Inner {
     /// tensor once however often a model asks for it).
     seen: Vec<Vec<AtomicBool>>,
     remaining: Vec<AtomicUsize>,
+    huge_pages: AtomicBool,
     tracker: Tracker,
     cancel: CancellationToken,
 }
@@ -112,6 +113,7 @@ impl SafetensorsBackend {
                 index,
                 seen,
                 remaining,
+                huge_pages: AtomicBool::new(true),
                 tracker,
                 cancel,
             }),
@@ -151,8 +153,13 @@ impl SafetensorsBackend {
             silent = Tracker::new(Stage::Loading, tektra_progress::silent()).file("", None);
             &silent
         };
+        let to = ReadTo {
+            dtype,
+            device,
+            huge_pages: inner.huge_pages.load(Ordering::Relaxed),
+        };
         let tensor = shard
-            .read(entry, dtype, device, report_to, &inner.cancel)
+            .read(entry, to, report_to, &inner.cancel)
             .inspect_err(|e| {
                 inner.seen[s][t].store(false, Ordering::Release);
                 progress::settle(&inner.files, e);
@@ -161,6 +168,12 @@ impl SafetensorsBackend {
             file.finish();
         }
         Ok(tensor)
+    }
+
+    /// Whether float outputs ask for transparent huge pages (default on;
+    /// see [`LoadOptions::huge_pages`](crate::LoadOptions::huge_pages)).
+    pub fn set_huge_pages(&self, on: bool) {
+        self.inner.huge_pages.store(on, Ordering::Relaxed);
     }
 
     /// Marks every file done: call once the model is built, since models

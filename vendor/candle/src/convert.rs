@@ -58,16 +58,19 @@ pub(crate) enum Out {
 }
 
 impl Out {
-    /// A zeroed buffer of `len` elements, with huge pages asked for.
-    pub(crate) fn zeroed(kind: Float, len: usize) -> Self {
+    /// A zeroed buffer of `len` elements, with huge pages asked for when
+    /// `huge_pages` is set.
+    pub(crate) fn zeroed(kind: Float, len: usize, huge_pages: bool) -> Self {
         let mut out = match kind {
             Float::F32 => Out::F32(vec![0.0; len]),
             Float::F16 => Out::F16(vec![0; len]),
             Float::BF16 => Out::BF16(vec![0; len]),
         };
-        match &mut out {
-            Out::F32(v) => advise_huge_pages(v),
-            Out::F16(v) | Out::BF16(v) => advise_huge_pages(v),
+        if huge_pages {
+            match &mut out {
+                Out::F32(v) => advise_huge_pages(v),
+                Out::F16(v) | Out::BF16(v) => advise_huge_pages(v),
+            }
         }
         out
     }

@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use rayon::prelude::*;
 use tektra_progress::{FileProgress, SharedReporter, Stage, Tracker};
 use tokio_util::sync::CancellationToken;
 
+use crate::LoadOptions;
 use crate::error::{Error, Result};
 use crate::progress::{self, settle};
 use crate::report::{LoadReport, ModelFormat, peak_rss};
-use crate::shard::Shard;
+use crate::shard::{ReadTo, Shard};
 
 /// Opens and validates every shard (in parallel), refusing a tensor name
 /// that two shards both claim.
@@ -47,9 +48,9 @@ pub(crate) fn open_shards(
 /// Loads every tensor of the given safetensors files (one file, or the
 /// shards of one model) onto `device`.
 ///
-/// `dtype` converts floating-point tensors (f32, f16, bf16, f64) to that
-/// type while reading; integer tensors (quantisation indices, say) keep
-/// theirs. `None` keeps every tensor as stored.
+/// `options.dtype` converts floating-point tensors (f32, f16, bf16, f64) to
+/// that type while reading; integer tensors (quantisation indices, say)
+/// keep theirs. `None` keeps every tensor as stored.
 ///
 /// Shards are read in parallel on rayon's pool; each output tensor is
 /// allocated once and filled from the mapped file, whose pages are released
@@ -66,8 +67,7 @@ pub(crate) fn open_shards(
 /// tensor), dtypes candle cannot hold, a tensor in two shards, cancellation.
 pub fn load_safetensors(
     files: &[PathBuf],
-    dtype: Option<DType>,
-    device: &Device,
+    options: &LoadOptions,
     reporter: SharedReporter,
     cancel: &CancellationToken,
 ) -> Result<(HashMap<String, Tensor>, LoadReport)> {
@@ -103,8 +103,14 @@ pub fn load_safetensors(
             let shard = &shards[s];
             let entry = &shard.header.tensors[t];
             let file = &files_progress[s].1;
-            let target = dtype.filter(|_| entry.dtype.candle().is_some_and(|d| d.is_float()));
-            let tensor = shard.read(entry, target, device, file, cancel)?;
+            let to = ReadTo {
+                dtype: options
+                    .dtype
+                    .filter(|_| entry.dtype.candle().is_some_and(|d| d.is_float())),
+                device: &options.device,
+                huge_pages: options.huge_pages,
+            };
+            let tensor = shard.read(entry, to, file, cancel)?;
             if remaining[s].fetch_sub(1, Ordering::AcqRel) == 1 {
                 file.finish();
             }

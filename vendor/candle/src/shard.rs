@@ -16,6 +16,16 @@ use crate::safetensors::{SafetensorsHeader, TensorEntry};
 /// updates and page releases: a few milliseconds of work.
 const CHUNK_BYTES: usize = 4 << 20;
 
+/// Where and how a tensor is read to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadTo<'a> {
+    /// Target dtype; `None`: as stored.
+    pub(crate) dtype: Option<DType>,
+    pub(crate) device: &'a Device,
+    /// Ask for transparent huge pages on float outputs.
+    pub(crate) huge_pages: bool,
+}
+
 /// A mapped safetensors file with its validated header.
 #[derive(Debug)]
 pub(crate) struct Shard {
@@ -41,15 +51,13 @@ impl Shard {
         self.header.tensors.iter().map(|t| t.len).sum()
     }
 
-    /// Reads one tensor onto `device`, converted to `target` (`None`: the
-    /// file's dtype). Float to float conversions among f32, f16 and bf16
+    /// Reads one tensor as `to` says (dtype `None`: the file's). Float to float conversions among f32, f16 and bf16
     /// go straight into the final buffer; other conversions go through
     /// candle. Progress advances by source bytes as they are read.
     pub(crate) fn read(
         &self,
         entry: &TensorEntry,
-        target: Option<DType>,
-        device: &Device,
+        to: ReadTo<'_>,
         progress: &FileProgress,
         cancel: &CancellationToken,
     ) -> Result<Tensor> {
@@ -63,7 +71,8 @@ impl Shard {
                 dtype: entry.dtype.name().into(),
             });
         };
-        let target = target.unwrap_or(source);
+        let target = to.dtype.unwrap_or(source);
+        let device = to.device;
         let start = usize::try_from(entry.offset).unwrap_or(usize::MAX);
         let len = usize::try_from(entry.len).unwrap_or(usize::MAX);
         let end = start.saturating_add(len);
@@ -85,8 +94,8 @@ impl Shard {
             path: self.path().to_owned(),
             tensor: entry.name.clone(),
         };
-        let tensor = if let (Some(from), Some(to)) = (Float::of(source), Float::of(target)) {
-            let mut out = Out::zeroed(to, len / from.size());
+        let tensor = if let (Some(from), Some(out_kind)) = (Float::of(source), Float::of(target)) {
+            let mut out = Out::zeroed(out_kind, len / from.size(), to.huge_pages);
             for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
                 if cancel.is_cancelled() {
                     return Err(Error::Cancelled);

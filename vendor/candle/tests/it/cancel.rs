@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use tektra_candle::{LoadOptions, load};
 use tektra_progress::{Event, SharedReporter, State};
 use tokio_util::sync::CancellationToken;
@@ -67,8 +67,8 @@ fn cancellation_mid_load_returns_promptly_and_frees_memory() {
         })
     };
     let options = LoadOptions {
-        device: Device::Cpu,
         dtype: Some(DType::F32),
+        ..LoadOptions::default()
     };
     let err = load(&path, &options, reporter, &cancel).unwrap_err();
     let returned = Instant::now();

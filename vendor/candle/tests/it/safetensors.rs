@@ -205,10 +205,12 @@ fn sharded_round_trip_every_conversion_bit_exact() {
         direct.extend(candle_core::safetensors::load(shard, &Device::Cpu).unwrap());
     }
     assert_eq!(direct.len(), 9);
-    for target in [None, Some(DType::F32), Some(DType::F16), Some(DType::BF16)] {
+    let targets = [None, Some(DType::F32), Some(DType::F16), Some(DType::BF16)];
+    for (target, huge_pages) in targets.into_iter().flat_map(|t| [(t, true), (t, false)]) {
         let options = LoadOptions {
             device: Device::Cpu,
             dtype: target,
+            huge_pages,
         };
         let (reporter, events) = collector();
         let model = load(dir.path(), &options, reporter, &CancellationToken::new()).unwrap();
