@@ -59,7 +59,10 @@ impl XetFixture {
         std::fs::read(self.repos.path().join(rel)).unwrap()
     }
 
-    async fn download(&self, options: HubOptions) -> (Result<hf_hub::CachedFile, HubError>, Vec<Event>) {
+    async fn download(
+        &self,
+        options: HubOptions,
+    ) -> (Result<hf_hub::CachedFile, HubError>, Vec<Event>) {
         let (reporter, events) = recorder();
         let result = hf_hub::Hub::new(options)
             .unwrap()
@@ -106,9 +109,15 @@ async fn a_xet_file_arrives_with_the_right_bytes_and_the_http_layout() {
         let file = file.unwrap();
         assert!(std::fs::read(&file.path).unwrap() == fx.source("org/xet/model.safetensors"));
         let after = fx.server.stats();
-        assert!(after.xet_cas_requests > before.xet_cas_requests, "the CAS served it");
+        assert!(
+            after.xet_cas_requests > before.xet_cas_requests,
+            "the CAS served it"
+        );
         assert!(after.xet_cas_bytes > 0);
-        assert_eq!(after.content_bytes, before.content_bytes, "no byte came over HTTP");
+        assert_eq!(
+            after.content_bytes, before.content_bytes,
+            "no byte came over HTTP"
+        );
         assert_eq!(after.xet_token_requests, 1);
         // Progress went through the same events, with the written bytes.
         let last = events
@@ -124,7 +133,10 @@ async fn a_xet_file_arrives_with_the_right_bytes_and_the_http_layout() {
         // The same file over HTTP gives the same cache, byte for byte.
         let (http, _) = fx.download(fx.options(XetMode::Disabled)).await;
         let http = http.unwrap();
-        assert_eq!(fx.server.stats().content_bytes - after.content_bytes, SIZE as u64);
+        assert_eq!(
+            fx.server.stats().content_bytes - after.content_bytes,
+            SIZE as u64
+        );
         let xet_cache = fx.home.path().join("hub-Require");
         let http_cache = fx.home.path().join("hub-Disabled");
         assert_eq!(layout(&xet_cache), layout(&http_cache));
@@ -229,11 +241,20 @@ async fn requiring_xet_with_a_broken_cas_is_an_error() {
         });
         let (result, _) = fx.download(fx.options(XetMode::Require)).await;
         let error = result.unwrap_err();
-        assert!(matches!(error, HubError::Backend { backend: "xet", .. }), "{error:?}");
+        assert!(
+            matches!(error, HubError::Backend { backend: "xet", .. }),
+            "{error:?}"
+        );
         let text = error.to_string();
-        assert!(text.starts_with("xet transfer of model.safetensors failed"), "{text}");
+        assert!(
+            text.starts_with("xet transfer of model.safetensors failed"),
+            "{text}"
+        );
         assert_eq!(fx.server.stats().content_bytes, 0, "no silent fallback");
-        let blob = fx.home.path().join("hub-Require/models--org--xet/snapshots");
+        let blob = fx
+            .home
+            .path()
+            .join("hub-Require/models--org--xet/snapshots");
         assert!(!blob.exists(), "nothing reached the cache");
     })
     .await;
@@ -253,9 +274,15 @@ async fn a_private_repos_token_reaches_the_token_endpoint_and_never_the_cas() {
         assert!(std::fs::read(&file.path).unwrap() == fx.source("org/secret/model.safetensors"));
         let stats = fx.server.stats();
         assert_eq!(stats.xet_token_requests, 1);
-        assert_eq!(stats.xet_token_auth_seen, 1, "the Hub token went to the token endpoint");
+        assert_eq!(
+            stats.xet_token_auth_seen, 1,
+            "the Hub token went to the token endpoint"
+        );
         assert!(stats.xet_cas_auth_seen > 0, "the CAS got the Xet token");
-        assert_eq!(stats.xet_cas_hub_token_seen, 0, "the CAS never saw the Hub token");
+        assert_eq!(
+            stats.xet_cas_hub_token_seen, 0,
+            "the CAS never saw the Hub token"
+        );
         assert_eq!(stats.cdn_auth_seen, 0);
         assert_eq!(stats.content_bytes, 0);
 
@@ -306,7 +333,10 @@ async fn cancelling_stops_the_xet_transfer_within_a_second() {
             "took {:?} to stop",
             returned.duration_since(cancelled_at)
         );
-        let snapshots = fx.home.path().join("hub-Require/models--org--xet/snapshots");
+        let snapshots = fx
+            .home
+            .path()
+            .join("hub-Require/models--org--xet/snapshots");
         assert!(!snapshots.exists(), "nothing reached the cache");
 
         // The same download afterwards completes.
@@ -329,7 +359,10 @@ async fn small_files_without_a_xet_hash_still_come_over_http() {
             .file(&model("org/xet"), &main(), &path("config.json"))
             .await
             .unwrap();
-        assert_eq!(std::fs::read(&file.path).unwrap(), fx.source("org/xet/config.json"));
+        assert_eq!(
+            std::fs::read(&file.path).unwrap(),
+            fx.source("org/xet/config.json")
+        );
         assert_eq!(fx.server.stats().xet_token_requests, 0);
     })
     .await;
