@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use hf_hub::filter::Filter;
 use hf_hub::ids::{RepoPath, RepoRef, Revision};
-use hf_hub::{Hub, HubError, HubOptions, RepoType};
+use hf_hub::{Hub, HubError, HubOptions, RepoType, XetMode};
 
 use super::EXIT_CANCELLED;
 use super::report::{Display, Mode};
@@ -50,6 +50,13 @@ pub(crate) struct Args {
     /// Files downloaded at once.
     #[arg(long)]
     max_files: Option<usize>,
+    /// Fetch Xet-backed files through Xet only: a Xet failure is an error
+    /// [default: Xet with a fallback to HTTP, unless HF_HUB_DISABLE_XET is set].
+    #[arg(long, conflicts_with = "no_xet")]
+    use_xet: bool,
+    /// Never use Xet: every file over plain HTTP (as HF_HUB_DISABLE_XET=1).
+    #[arg(long)]
+    no_xet: bool,
 }
 
 impl Args {
@@ -67,6 +74,11 @@ impl Args {
         }
         if let Some(n) = self.max_files {
             options.max_files = n;
+        }
+        if self.use_xet {
+            options.xet = XetMode::Require;
+        } else if self.no_xet {
+            options.xet = XetMode::Disabled;
         }
         options
     }

@@ -26,13 +26,19 @@ enum Command {
 /// Exit status for a run stopped by Ctrl-C.
 pub(crate) const EXIT_CANCELLED: i32 = 130;
 
+/// Log filter without TEKTRA_LOG. hf-xet logs every retry of its own; what
+/// matters reaches the user as our error or fallback note, so its crates stay
+/// quiet unless asked for (e.g. `TEKTRA_LOG=warn,xet_client=warn`).
+const DEFAULT_LOG: &str =
+    "warn,xet=off,xet_client=off,xet_data=off,xet_runtime=off,xet_core_structures=off";
+
 /// Runs the command line; returns the process exit code.
 pub(crate) fn main() -> i32 {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TEKTRA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -157,9 +157,16 @@ impl Bars {
         let note = event.message.clone().unwrap_or_default();
         match event.state {
             State::Queued => bar.set_message("queued"),
-            State::Started | State::Downloading | State::Loading => {
-                bar.set_message(rate_eta(event.rate, event.eta_secs));
-            }
+            State::Started | State::Downloading => match event.bytes_written {
+                // Xet: the bar follows the network; say so when the disk trails.
+                Some(written) if written < event.bytes_done => bar.set_message(format!(
+                    "{}, {} written",
+                    rate_eta(event.rate, event.eta_secs),
+                    HumanBytes(written)
+                )),
+                _ => bar.set_message(rate_eta(event.rate, event.eta_secs)),
+            },
+            State::Loading => bar.set_message(rate_eta(event.rate, event.eta_secs)),
             State::Verifying => bar.set_message("verifying"),
             State::Done => bar.finish_with_message("done"),
             State::Cached => bar.finish_with_message("cached"),

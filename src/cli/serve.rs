@@ -22,6 +22,15 @@ pub(crate) struct Args {
     /// Cap each answer's body at this many bytes per second (testing, benchmarks).
     #[arg(long)]
     rate_limit: Option<u64>,
+    /// Also serve LFS files from a Xet CAS on loopback (uploaded with hf-xet
+    /// at start): resolve answers carry X-Xet-Hash, and the token endpoint works.
+    #[cfg(feature = "xet")]
+    #[arg(long)]
+    xet: bool,
+    /// Keep the CAS's data in this folder instead of in memory.
+    #[cfg(feature = "xet")]
+    #[arg(long, requires = "xet", value_name = "DIR")]
+    xet_dir: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: Args) -> i32 {
@@ -44,20 +53,29 @@ pub(crate) async fn run(args: Args) -> i32 {
         rate_limit: args.rate_limit,
         ..FaultPlan::default()
     };
-    let server = match Server::builder(store)
+    let builder = Server::builder(store)
         .hub_addr(args.addr)
         .cdn_addr(args.cdn_addr)
-        .faults(plan)
-        .start()
-        .await
-    {
+        .faults(plan);
+    #[cfg(feature = "xet")]
+    let builder = if args.xet {
+        eprintln!("uploading LFS files to the Xet CAS...");
+        builder.xet(args.xet_dir.clone())
+    } else {
+        builder
+    };
+    let server = match builder.start().await {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.addr);
+            eprintln!("error: cannot start the server on {}: {e}", args.addr);
             return 1;
         }
     };
     eprintln!("serving {repos} repos from {}", args.dir.display());
+    #[cfg(feature = "xet")]
+    if let Some(cas) = server.xet_cas_url() {
+        eprintln!("Xet CAS at {cas}");
+    }
     // The first stdout line is the endpoint, for scripts to read.
     println!("HF_ENDPOINT={}", server.url());
     let _ = tokio::signal::ctrl_c().await;

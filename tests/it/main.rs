@@ -11,3 +11,5 @@ mod common;
 mod download;
 mod interop;
 mod one_version;
+#[cfg(feature = "xet")]
+mod xet;

@@ -400,7 +400,9 @@ impl Hub {
                         Err(HubError::Cancelled) => return Err(HubError::Cancelled),
                         Err(e) if mode == XetMode::Require => return Err(e),
                         Err(e) => {
-                            tracing::warn!(file = %meta.path, error = %e, "Xet failed: falling back to HTTP");
+                            // The note is the warning; a warn! too would
+                            // print the same line twice in the CLI.
+                            tracing::info!(file = %meta.path, error = %e, "Xet failed: falling back to HTTP");
                             progress.note(format!("{e}; downloading over HTTP instead"));
                             progress.set_done(0);
                         }
