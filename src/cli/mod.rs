@@ -1,7 +1,11 @@
 //! Command-line parsing and dispatch. One file per subcommand.
 
+mod chat;
 mod download;
+mod load;
+mod model_args;
 mod report;
+mod run;
 mod serve;
 mod signal;
 
@@ -21,6 +25,12 @@ enum Command {
     Download(download::Args),
     /// Serve a folder of repos, or a cache, as a Hub (a mirror for HF_ENDPOINT).
     Serve(serve::Args),
+    /// Load a model's weights with per-file progress and report what it took.
+    Load(load::Args),
+    /// Run a model on one prompt, streaming the answer.
+    Run(run::Args),
+    /// Chat with a model.
+    Chat(chat::Args),
 }
 
 /// Exit status for a run stopped by Ctrl-C.
@@ -56,6 +66,9 @@ pub(crate) fn main() -> i32 {
         match cli.command {
             Command::Download(args) => download::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Load(args) => load::run(args).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Chat(args) => chat::run(args).await,
         }
     })
 }

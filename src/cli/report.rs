@@ -166,9 +166,18 @@ impl Bars {
                 )),
                 _ => bar.set_message(rate_eta(event.rate, event.eta_secs)),
             },
-            State::Loading => bar.set_message(rate_eta(event.rate, event.eta_secs)),
+            State::Loading => {
+                let tensors = match (event.tensors_done, event.tensors_total) {
+                    (Some(d), Some(t)) => format!("{d}/{t} tensors "),
+                    _ => String::new(),
+                };
+                bar.set_message(format!("{tensors}{}", rate_eta(event.rate, event.eta_secs)));
+            }
             State::Verifying => bar.set_message("verifying"),
-            State::Done => bar.finish_with_message("done"),
+            State::Done => bar.finish_with_message(match event.tensors_total {
+                Some(t) => format!("{t} tensors, done"),
+                None => "done".to_string(),
+            }),
             State::Cached => bar.finish_with_message("cached"),
             State::Failed => bar.abandon_with_message(format!("failed: {note}")),
             State::Cancelled => bar.abandon_with_message("cancelled"),

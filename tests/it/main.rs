@@ -9,6 +9,7 @@
 
 mod common;
 mod download;
+mod engine;
 mod interop;
 mod one_version;
 #[cfg(feature = "xet")]

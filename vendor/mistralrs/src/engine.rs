@@ -173,6 +173,8 @@ pub struct ModelInfo {
     pub path: std::path::PathBuf,
     /// The architecture the model declares.
     pub architecture: String,
+    /// Whether the model has a chat template (then prompts are chats).
+    pub has_chat_template: bool,
     /// The backend.
     pub backend: &'static str,
     /// Context length planned for.
@@ -223,15 +225,17 @@ impl Engine {
     ) -> Result<Engine> {
         let started = Instant::now();
         let files = fetch(model, &options.hub, reporter.clone(), cancel).await?;
-        let (opts, rep, stop, files2) = (
+        let (opts, rep, stop, files2, model2) = (
             options.clone(),
             reporter.clone(),
             cancel.clone(),
             files.clone(),
+            model.clone(),
         );
-        let loaded = tokio::task::spawn_blocking(move || load_backend(&files2, &opts, rep, &stop))
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+        let loaded =
+            tokio::task::spawn_blocking(move || load_backend(&model2, &files2, &opts, rep, &stop))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
         let Loaded {
             mut backend,
             tokenizer,
@@ -261,6 +265,7 @@ impl Engine {
                 reference: model.to_string(),
                 path: files.path().to_path_buf(),
                 architecture,
+                has_chat_template: tokenizer.chat_template().is_some(),
                 backend: backend.name(),
                 context,
                 memory,
@@ -324,7 +329,9 @@ impl Engine {
     }
 }
 
+#[cfg_attr(not(feature = "mistralrs"), allow(unused_variables))]
 fn load_backend(
+    model: &ModelRef,
     files: &ModelFiles,
     options: &EngineOptions,
     reporter: SharedReporter,
@@ -333,7 +340,7 @@ fn load_backend(
     match options.backend {
         BackendKind::Candle => crate::candle::load(files, options, reporter, cancel),
         #[cfg(feature = "mistralrs")]
-        BackendKind::Mistralrs => crate::mistralrs::load(files, options, reporter, cancel),
+        BackendKind::Mistralrs => crate::mistralrs::load(model, files, options, reporter, cancel),
         #[cfg(not(feature = "mistralrs"))]
         BackendKind::Mistralrs => Err(Error::Mistralrs(
             "this build has no mistral.rs backend: build with the `mistralrs` feature (see patches/README.md)".into(),

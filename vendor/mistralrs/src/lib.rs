@@ -41,7 +41,7 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use fetch::{ModelFiles, fetch, pick_gguf};
-pub use memory::{MemoryEstimate, available_memory};
+pub use memory::{MemoryEstimate, available_memory, available_within};
 pub use model_ref::{DEFAULT_MODEL, ModelRef};
 pub use sampling::{Sampler, Sampling, argmax};
 pub use stop::StopMatcher;

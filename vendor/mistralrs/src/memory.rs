@@ -76,6 +76,15 @@ pub fn available_memory() -> Option<u64> {
     parse_meminfo(&text)
 }
 
+/// What a model may use: the OS's available memory, capped by `limit`.
+#[must_use]
+pub fn available_within(limit: Option<u64>) -> Option<u64> {
+    match (available_memory(), limit) {
+        (Some(a), Some(l)) => Some(a.min(l)),
+        (a, l) => a.or(l),
+    }
+}
+
 fn parse_meminfo(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_ascii_whitespace().nth(1)?.parse().ok()?;

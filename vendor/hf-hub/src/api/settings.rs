@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::client::{Hub, HubOptions};
 use crate::compat::Cache;
-use crate::env::{DEFAULT_ENDPOINT, EnvConfig};
+use crate::env::EnvConfig;
 use crate::error::HubError;
 
 /// The builder state shared by `api::sync::ApiBuilder` and `api::tokio::ApiBuilder`.
@@ -23,18 +23,24 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// Upstream's defaults for a given cache, with the Hub's location and
+    /// mode taken from the environment (`HF_ENDPOINT`, `HF_HUB_OFFLINE`,
+    /// `HF_HUB_DISABLE_XET`) as huggingface_hub does everywhere; upstream
+    /// read `HF_ENDPOINT` in `from_env` only, which left dependents that
+    /// build from a cache (mistral.rs) unable to use a mirror.
     pub(crate) fn from_cache(cache: Cache) -> Self {
+        let env = EnvConfig::from_env();
         let token = cache.token();
         Settings {
-            endpoint: DEFAULT_ENDPOINT.to_string(),
+            endpoint: env.endpoint,
             cache,
             token,
             progress: true,
             retries: None,
             max_files: None,
             chunk_size: None,
-            offline: false,
-            disable_xet: false,
+            offline: env.offline,
+            disable_xet: env.disable_xet,
             user_agent: Vec::new(),
         }
     }
@@ -42,10 +48,7 @@ impl Settings {
     pub(crate) fn from_env() -> Self {
         let env = EnvConfig::from_env();
         let mut settings = Settings::from_cache(Cache::new(env.cache_dir.clone()));
-        settings.endpoint = env.endpoint;
         settings.token = env.token.or(settings.token);
-        settings.offline = env.offline;
-        settings.disable_xet = env.disable_xet;
         settings
     }
 

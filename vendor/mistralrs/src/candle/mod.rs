@@ -20,7 +20,7 @@ use arch::{Dims, HfConfig, LlamaParts, Model};
 use crate::engine::{Backend, EngineOptions, GenerationStats, Loaded, StopReason};
 use crate::error::{Error, Result};
 use crate::fetch::ModelFiles;
-use crate::memory::{MemoryEstimate, available_memory};
+use crate::memory::{MemoryEstimate, available_within};
 use crate::sampling::{Sampler, Sampling};
 use crate::stop::StopMatcher;
 
@@ -48,13 +48,18 @@ fn check_memory(
     let context = dims.context.min(options.max_context as u64);
     let estimate = MemoryEstimate::new(weights, dims.layers, dims.kv_heads, dims.head_dim, context);
     if options.check_memory {
-        let available = match (available_memory(), options.memory_limit) {
-            (Some(a), Some(l)) => Some(a.min(l)),
-            (a, l) => a.or(l),
-        };
-        estimate.check(&file_name(model), available)?;
+        estimate.check(&file_name(model), available_within(options.memory_limit))?;
     }
     Ok((estimate, usize::try_from(context).unwrap_or(usize::MAX)))
+}
+
+/// The memory check for a GGUF model; returns the estimate and the context.
+pub(crate) fn gguf_memory(
+    gguf: &GgufFile,
+    options: &EngineOptions,
+) -> Result<(MemoryEstimate, usize)> {
+    let dims = arch::gguf_dims(&gguf.content(), gguf.path())?;
+    check_memory(options, gguf.path(), gguf.tensor_bytes(), dims)
 }
 
 /// Loads `files` on the device `options` chose. Blocking.
@@ -90,9 +95,8 @@ fn load_gguf(
             supported: SUPPORTED,
         });
     }
-    let dims = arch::gguf_dims(&content, path)?;
     let tokenizer = TextTokenizer::from_gguf(&content)?;
-    let (memory, context) = check_memory(options, path, gguf.tensor_bytes(), dims)?;
+    let (memory, context) = gguf_memory(&gguf, options)?;
     let tensors = gguf.header().tensors.len();
     let tracker = Tracker::new(Stage::Loading, reporter);
     tracker.begin_stage(Stage::Loading, Some(file_name(path)));
@@ -325,7 +329,7 @@ impl Backend for CandleBackend {
 }
 
 /// `ln softmax(logits)[token]`, computed stably in f64.
-fn log_prob(logits: &[f32], token: u32) -> f64 {
+pub(crate) fn log_prob(logits: &[f32], token: u32) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
     let l = logits

@@ -10,3 +10,5 @@
 mod common;
 mod correctness;
 mod loading;
+#[cfg(feature = "mistralrs")]
+mod mistralrs;

