@@ -51,6 +51,18 @@ fn config(options: &HubOptions) -> XetConfig {
     config.client.retry_base_delay = std::time::Duration::from_millis(300);
     config.client.retry_max_duration = options.read_timeout.max(std::time::Duration::from_secs(5));
     config.telemetry.enabled = false;
+    // hf-xet sizes its download buffers from the machine's memory (1.5 GB
+    // on a 24 GiB machine), which made a 1 GiB download peak near 0.8 GB
+    // resident. These bounds keep it in the low hundreds of MB.
+    for (path, value) in [
+        ("reconstruction.download_buffer_size", "128mb"),
+        ("reconstruction.download_buffer_perfile_size", "64mb"),
+        ("reconstruction.download_buffer_limit", "256mb"),
+    ] {
+        if let Ok(bounded) = config.clone().with_config(path, value) {
+            config = bounded;
+        }
+    }
     config
 }
 
