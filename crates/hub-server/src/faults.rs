@@ -41,6 +41,8 @@ pub struct FaultPlan {
     /// Give resolve answers the Xet hash of another file (a Hub whose
     /// metadata disagrees with its content): Xet delivers wrong bytes.
     pub xet_wrong_hash: bool,
+    /// Issue Xet read tokens valid for this many seconds (default 3600).
+    pub xet_token_ttl_secs: Option<u64>,
 }
 
 /// The faults one content answer gets, drawn from the plan.

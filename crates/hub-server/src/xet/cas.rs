@@ -124,7 +124,8 @@ impl XetCas {
 
     /// The token endpoint's answer for repo `id`.
     pub(crate) fn token_response(&self, state: &AppState, id: &str) -> Response<Body> {
-        let exp = now_secs() + TOKEN_SECS;
+        let ttl = state.faults.plan().xet_token_ttl_secs.unwrap_or(TOKEN_SECS);
+        let exp = now_secs() + ttl;
         let token = access_token(state, id, exp);
         let cas_url = if state.faults.plan().xet_cas_down {
             self.closed_url.as_str()

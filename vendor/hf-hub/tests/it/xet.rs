@@ -30,6 +30,7 @@ impl XetFixture {
         };
         put("org/xet/model.safetensors", &bytes(SIZE, 11));
         put("org/xet/config.json", br#"{"model_type": "llama"}"#);
+        put("org/xet/extra.safetensors", &bytes(2 << 20, 13));
         put("org/secret/model.safetensors", &bytes(1 << 20, 12));
         let mut store = Store::open(repos.path()).unwrap();
         store.set_tokens(Kind::Model, "org/secret", vec![TOKEN.to_string()]);
@@ -364,6 +365,43 @@ async fn small_files_without_a_xet_hash_still_come_over_http() {
             fx.source("org/xet/config.json")
         );
         assert_eq!(fx.server.stats().xet_token_requests, 0);
+    })
+    .await;
+}
+
+/// Fetches both LFS files of `org/xet` with one engine and checks them.
+async fn fetch_both(fx: &XetFixture, options: HubOptions) {
+    let hub = hf_hub::Hub::new(options).unwrap();
+    for file in ["model.safetensors", "extra.safetensors"] {
+        let got = hub
+            .file(&model("org/xet"), &main(), &path(file))
+            .await
+            .unwrap();
+        assert!(std::fs::read(&got.path).unwrap() == fx.source(&format!("org/xet/{file}")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_tokens_are_reused_then_fetched_again_near_expiry() {
+    bounded(async {
+        let fx = XetFixture::new().await;
+        // An hour-long token serves both files of the repo.
+        fetch_both(&fx, fx.options(XetMode::Require)).await;
+        assert_eq!(fx.server.stats().xet_token_requests, 1);
+        // A token with less than a minute left is not used for the next file.
+        fx.server.faults().set(FaultPlan {
+            xet_token_ttl_secs: Some(30),
+            ..FaultPlan::default()
+        });
+        let mut options = fx.options(XetMode::Require);
+        options.cache_dir = fx.home.path().join("hub-short-tokens");
+        fetch_both(&fx, options).await;
+        assert!(
+            fx.server.stats().xet_token_requests >= 3,
+            "{} token requests",
+            fx.server.stats().xet_token_requests
+        );
+        assert_eq!(fx.server.stats().content_bytes, 0, "all over Xet");
     })
     .await;
 }
