@@ -22,7 +22,7 @@ use super::run::{load, print_stats};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    model: ModelArgs,
+    pub(super) model: ModelArgs,
     /// A system message that starts the conversation.
     #[arg(long)]
     system: Option<String>,

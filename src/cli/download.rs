@@ -43,7 +43,7 @@ pub(crate) struct Args {
     quiet: bool,
     /// Progress as NDJSON events on stderr (one JSON object per line).
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Parallel connections per large file.
     #[arg(long)]
     connections: Option<usize>,

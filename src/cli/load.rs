@@ -27,7 +27,7 @@ pub(crate) struct Args {
     quiet: bool,
     /// Progress and the report as NDJSON on stderr.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub(crate) async fn run(args: Args) -> i32 {

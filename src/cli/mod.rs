@@ -42,16 +42,43 @@ pub(crate) const EXIT_CANCELLED: i32 = 130;
 const DEFAULT_LOG: &str =
     "warn,xet=off,xet_client=off,xet_data=off,xet_runtime=off,xet_core_structures=off";
 
+impl Command {
+    /// Whether stderr carries NDJSON for a UI rather than text for a person.
+    fn json_output(&self) -> bool {
+        match self {
+            Command::Download(args) => args.json,
+            Command::Load(args) => args.json,
+            Command::Run(args) => args.model.json,
+            Command::Chat(args) => args.model.json,
+            Command::Serve(_) => false,
+        }
+    }
+}
+
+/// Log records go to stderr; under `--json` they are JSON objects too (with a
+/// `level` key), so that a dependency's warning cannot break the NDJSON a UI
+/// parses.
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TEKTRA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init();
+    } else {
+        logs.init();
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub(crate) fn main() -> i32 {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TEKTRA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.command.json_output());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

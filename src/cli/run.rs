@@ -14,7 +14,7 @@ use super::signal::cancel_on_ctrl_c;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    model: ModelArgs,
+    pub(super) model: ModelArgs,
     /// The prompt.
     #[arg(long, short)]
     prompt: String,

@@ -37,10 +37,27 @@ use crate::stop::StopMatcher;
 /// A model running in mistral.rs.
 pub struct MistralrsBackend {
     model: Arc<Model>,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until drop; taken there to shut it down without blocking.
+    runtime: Option<tokio::runtime::Runtime>,
     tokenizer: TextTokenizer,
     eos: u32,
     context: usize,
+}
+
+impl Drop for MistralrsBackend {
+    fn drop(&mut self) {
+        // Callers drop engines from async code; a plain drop of a runtime
+        // there panics, so let its workers wind down on their own.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl MistralrsBackend {
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("the runtime lives until drop")
+    }
 }
 
 fn mrs(e: impl std::fmt::Display) -> Error {
@@ -116,9 +133,16 @@ pub(crate) fn load(
     hf_hub::api::set_ambient_reporter(Some(reporter));
     let built = std::thread::scope(|s| s.spawn(|| runtime.block_on(builder.build())).join());
     hf_hub::api::set_ambient_reporter(None);
-    let model = built
-        .map_err(|_| mrs("the loader thread panicked"))?
-        .map_err(mrs)?;
+    let model = match built {
+        Ok(Ok(model)) => model,
+        failed => {
+            runtime.shutdown_background();
+            return Err(match failed {
+                Ok(Err(e)) => mrs(e),
+                _ => mrs("the loader thread panicked"),
+            });
+        }
+    };
     let eos = tokenizer
         .specials()
         .eos
@@ -128,7 +152,7 @@ pub(crate) fn load(
     Ok(Loaded {
         backend: Box::new(MistralrsBackend {
             model: Arc::new(model),
-            runtime,
+            runtime: Some(runtime),
             tokenizer: tokenizer.clone(),
             eos,
             context,
@@ -212,7 +236,7 @@ impl MistralrsBackend {
     /// Sends token ids with our processor; returns once mistral.rs is done.
     fn run(&self, tokens: Vec<u32>, max_len: usize, steering: Arc<Mutex<Steering>>) -> Result<()> {
         let model = self.model.clone();
-        let request_done = self.runtime.spawn(async move {
+        let request_done = self.runtime().spawn(async move {
             let (tx, mut rx) = tokio::sync::mpsc::channel(16);
             let sender = model.inner().get_sender(None).map_err(mrs)?;
             let params = SamplingParams {
@@ -248,7 +272,7 @@ impl MistralrsBackend {
             Err(mrs("mistral.rs closed the response channel"))
         });
         let (tx, rx) = std_mpsc::channel();
-        self.runtime.spawn(async move {
+        self.runtime().spawn(async move {
             let _ = tx.send(request_done.await);
         });
         rx.recv().map_err(mrs)?.map_err(mrs)?
