@@ -227,3 +227,77 @@ async fn offline_names_what_is_missing_then_works_from_the_cache() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(fx.server.stats().hub_requests, before);
 }
+
+/// A write that fails half way (here the file-size limit, as a full disk
+/// would) ends in a clear error, nothing in the snapshot, and a partial
+/// file the next run resumes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_disk_is_a_clear_error_and_the_rerun_resumes() {
+    let fx = Fixture::new().await;
+    let tektra = env!("CARGO_BIN_EXE_tektra");
+    // A full disk: files may not grow past 16 MiB (bash's `ulimit -f` counts
+    // KiB), and SIGXFSZ is ignored so the write fails with EFBIG instead of
+    // killing the process.
+    let mut cmd = fx.tektra(&[]);
+    cmd.env("TEKTRA", tektra);
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 16384; exec \"$TEKTRA\" download org/model weights.bin -q --connections 1")
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env_remove("HF_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: writing ") && err.contains(".incomplete"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let snapshots = fx.cache().join("models--org--model/snapshots");
+    assert!(
+        !snapshots.exists() || tree_is_empty(&snapshots),
+        "something reached the snapshot"
+    );
+    // One connection writes in order, so the disk fills at 16 MiB and what
+    // was written before is journaled and kept.
+    let kept = journal_covered(&fx.cache().join("models--org--model/blobs"));
+    assert!(kept >= 15 << 20, "only {kept} B kept");
+    let before = settled_content_bytes(&fx).await;
+    let out = fx
+        .tektra(&["download", "org/model", "weights.bin", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(stdout(&out)).unwrap() == fx.source("org/model/weights.bin"));
+    let second = settled_content_bytes(&fx).await - before;
+    assert!(
+        second <= BIG as u64 - kept + (1 << 20),
+        "the rerun fetched {second} B with {kept} B kept: it did not resume"
+    );
+}
+
+/// The server's count of body bytes sent, once it stops moving (a killed or
+/// failed client's connections drain for a moment after it exits).
+async fn settled_content_bytes(fx: &Fixture) -> u64 {
+    let mut last = fx.server.stats().content_bytes;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = fx.server.stats().content_bytes;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the server kept sending for 5 s after the client stopped");
+}
+
+fn tree_is_empty(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |d| {
+        d.flatten()
+            .all(|e| e.path().is_dir() && tree_is_empty(&e.path()))
+    })
+}

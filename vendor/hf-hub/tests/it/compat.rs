@@ -170,3 +170,51 @@ async fn builders_and_cache_paths_mistralrs_calls() {
         "datasets/a/b/revision/refs%2Fpr%2F1"
     );
 }
+
+// How an app sees the downloads mistral.rs starts on its own: the ambient
+// reporter gets our events for every compat download, sync or async, and
+// stops getting them once removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn ambient_reporter_sees_compat_downloads() {
+    use hf_hub::progress::{Stage, State};
+    let fx = Fixture::new().await;
+    let (reporter, events) = recorder();
+    hf_hub::api::set_ambient_reporter(Some(reporter));
+    let api = sync_api(&fx, None);
+    api.model("org/big".into()).get("model.bin").unwrap();
+    let tokio_api = hf_hub::api::tokio::ApiBuilder::from_cache(Cache::new(fx.cache_root()))
+        .with_endpoint(fx.server.url())
+        .with_progress(false)
+        .build()
+        .unwrap();
+    tokio_api
+        .model("org/small".into())
+        .get("config.json")
+        .await
+        .unwrap();
+    hf_hub::api::set_ambient_reporter(None);
+    api.model("org/small".into())
+        .get("weights.safetensors")
+        .unwrap();
+    let seen = events.lock().unwrap().clone();
+    let done = |file: &str| {
+        seen.iter().any(|e| {
+            e.stage == Stage::Downloading
+                && e.state == State::Done
+                && e.file.as_deref() == Some(file)
+        })
+    };
+    assert!(done("model.bin"), "{seen:?}");
+    assert!(done("config.json"), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|e| e.file.as_deref() == Some("weights.safetensors"))
+    );
+    let big = seen
+        .iter()
+        .filter(|e| e.file.as_deref() == Some("model.bin"))
+        .map(|e| e.bytes_done)
+        .max();
+    assert_eq!(big, Some(BIG as u64));
+}
