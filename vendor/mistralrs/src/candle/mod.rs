@@ -2,6 +2,7 @@
 //! weights read through tektra-candle so loading reports progress.
 
 mod arch;
+mod guarded;
 
 use std::path::Path;
 use std::time::Instant;
@@ -175,10 +176,13 @@ fn load_llama_safetensors(
     let dtype = DType::F32;
     let backend = SafetensorsBackend::open(&files.files, reporter, cancel.clone())?;
     let tensors = backend.names().count();
-    let vb = backend.var_builder(dtype, device.clone());
-    let built = llama::Llama::load(vb, &config);
+    let guarded = guarded::Guarded::new(backend.clone());
+    let built = llama::Llama::load(guarded.var_builder(dtype, device.clone()), &config);
     if backend.is_cancelled() {
         return Err(Error::Cancelled);
+    }
+    if let Some(err) = guarded.take_error() {
+        return Err(err.into());
     }
     let model = built?;
     backend.finish();

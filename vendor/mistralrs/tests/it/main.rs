@@ -12,3 +12,4 @@ mod correctness;
 mod loading;
 #[cfg(feature = "mistralrs")]
 mod mistralrs;
+mod safetensors;
