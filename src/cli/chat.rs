@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::EXIT_CANCELLED;
 use super::model_args::{ModelArgs, SamplingArgs};
-use super::report::{Display, Mode};
 use super::run::{load, print_stats};
 
 /// Chat with a model.
@@ -76,15 +75,9 @@ pub(crate) async fn run(args: Args) -> i32 {
         quit: AtomicBool::new(false),
     });
     watch_ctrl_c(turn.clone(), quit.clone());
-    let display = Display::start(Mode::from_flags(args.model.json, args.model.quiet));
-    let loaded = load(&args.model, &display, &quit).await;
-    display.finish().await;
-    let runtime = match loaded {
+    let runtime = match load(&args.model, &quit).await {
         Ok(rt) => rt,
-        Err((reason, code)) => {
-            eprintln!("error: {reason}");
-            return code;
-        }
+        Err(code) => return code,
     };
     if !runtime.info().has_chat_template {
         eprintln!(

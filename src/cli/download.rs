@@ -7,6 +7,7 @@ use hf_hub::ids::{RepoPath, RepoRef, Revision};
 use hf_hub::{Hub, HubError, HubOptions, RepoType, XetMode};
 
 use super::EXIT_CANCELLED;
+use super::model_args::HubArgs;
 use super::report::{Display, Mode};
 use super::signal::cancel_on_ctrl_c;
 
@@ -29,15 +30,8 @@ pub(crate) struct Args {
     /// Skip files matching one of these globs.
     #[arg(long)]
     exclude: Vec<String>,
-    /// The hub cache folder [default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub].
-    #[arg(long)]
-    cache_dir: Option<PathBuf>,
-    /// Access token [default: $HF_TOKEN or the token file].
-    #[arg(long)]
-    token: Option<String>,
-    /// Use only the cache; fail naming what is missing.
-    #[arg(long)]
-    offline: bool,
+    #[command(flatten)]
+    hub: HubArgs,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -61,14 +55,7 @@ pub(crate) struct Args {
 
 impl Args {
     fn options(&self) -> HubOptions {
-        let mut options = HubOptions::from_env();
-        if let Some(dir) = &self.cache_dir {
-            options.cache_dir.clone_from(dir);
-        }
-        if let Some(token) = &self.token {
-            options.token = Some(token.clone());
-        }
-        options.offline |= self.offline;
+        let mut options = self.hub.options();
         if let Some(n) = self.connections {
             options.connections_per_file = n;
         }

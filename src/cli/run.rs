@@ -29,7 +29,22 @@ pub(crate) struct Args {
 }
 
 /// Loads the model with the stages drawn on stderr; `None` after printing why not.
+/// Loads `model` with its stages shown on stderr (as `--json`/`--quiet` say);
+/// on failure prints the one-line reason and gives the exit code.
 pub(crate) async fn load(
+    model: &ModelArgs,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Runtime, i32> {
+    let display = Display::start(Mode::from_flags(model.json, model.quiet));
+    let loaded = load_quietly(model, &display, cancel).await;
+    display.finish().await;
+    loaded.map_err(|(reason, code)| {
+        eprintln!("error: {reason}");
+        code
+    })
+}
+
+async fn load_quietly(
     model: &ModelArgs,
     display: &Display,
     cancel: &tokio_util::sync::CancellationToken,
@@ -72,15 +87,9 @@ pub(crate) fn print_stats(stats: &GenerationStats, json: bool) {
 
 pub(crate) async fn run(args: Args) -> i32 {
     let cancel = cancel_on_ctrl_c();
-    let display = Display::start(Mode::from_flags(args.model.json, args.model.quiet));
-    let loaded = load(&args.model, &display, &cancel).await;
-    display.finish().await;
-    let runtime = match loaded {
+    let runtime = match load(&args.model, &cancel).await {
         Ok(rt) => rt,
-        Err((reason, code)) => {
-            eprintln!("error: {reason}");
-            return code;
-        }
+        Err(code) => return code,
     };
     let chat = !args.raw && runtime.info().has_chat_template;
     let prompt = if chat {

@@ -61,17 +61,7 @@ impl Fixture {
 
     /// `tektra ARGS` with a clean environment pointing at our server and cache.
     pub fn tektra(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
-        cmd.args(args)
-            .env_remove("HF_TOKEN")
-            .env_remove("HF_HUB_OFFLINE")
-            .env_remove("HF_HUB_CACHE")
-            .env("HF_HOME", self.home.path())
-            .env("HF_ENDPOINT", self.server.url())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        tektra(args, self.home.path(), &self.server)
     }
 
     pub fn python(&self, script: &str, offline: bool) -> std::process::Output {
@@ -145,4 +135,21 @@ pub async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// `tektra ARGS` with only `home` as HF_HOME and `server` as the Hub: none of
+/// the caller's Hub settings (token, offline, cache, Xet switch) leak in.
+pub fn tektra(args: &[&str], home: &Path, server: &Server) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
+    cmd.args(args)
+        .env_remove("HF_TOKEN")
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_HUB_DISABLE_XET")
+        .env("HF_HOME", home)
+        .env("HF_ENDPOINT", server.url())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }

@@ -36,17 +36,7 @@ impl ModelHub {
     }
 
     pub fn tektra(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
-        cmd.args(args)
-            .env_remove("HF_TOKEN")
-            .env_remove("HF_HUB_OFFLINE")
-            .env_remove("HF_HUB_CACHE")
-            .env("HF_HOME", self.home.path())
-            .env("HF_ENDPOINT", self.server.url())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        crate::common::tektra(args, self.home.path(), &self.server)
     }
 }
 

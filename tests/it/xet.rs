@@ -1,7 +1,7 @@
 //! `tektra download` against a server with a Xet CAS: `--use-xet`,
 //! `--no-xet`, HF_HUB_DISABLE_XET, the fallback and its one warning line.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use tektra_hub_server::{FaultPlan, Kind, Server, Store};
 
@@ -37,18 +37,7 @@ impl XetFixture {
     }
 
     fn tektra(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
-        cmd.args(args)
-            .env_remove("HF_TOKEN")
-            .env_remove("HF_HUB_OFFLINE")
-            .env_remove("HF_HUB_CACHE")
-            .env_remove("HF_HUB_DISABLE_XET")
-            .env("HF_HOME", self.home.path())
-            .env("HF_ENDPOINT", self.server.url())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        crate::common::tektra(args, self.home.path(), &self.server)
     }
 
     fn source(&self, rel: &str) -> Vec<u8> {

@@ -17,10 +17,10 @@ pub enum Error {
     },
     /// Fetching from the Hub failed.
     #[error("fetching the model: {0}")]
-    Hub(#[from] hf_hub::HubError),
+    Hub(Box<hf_hub::HubError>),
     /// Reading the weights failed.
     #[error("loading the weights: {0}")]
-    Load(#[from] tektra_candle::Error),
+    Load(Box<tektra_candle::Error>),
     /// Building the tokenizer or chat template failed.
     #[error("tokenizer: {0}")]
     Tokenizer(#[from] tektra_tokenizers::Error),
@@ -102,7 +102,7 @@ impl Error {
     pub fn is_cancelled(&self) -> bool {
         match self {
             Error::Cancelled => true,
-            Error::Hub(hf_hub::HubError::Cancelled) => true,
+            Error::Hub(e) => matches!(**e, hf_hub::HubError::Cancelled),
             Error::Load(e) => e.is_cancelled(),
             _ => false,
         }
@@ -111,3 +111,17 @@ impl Error {
 
 /// Short for `Result<T, Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+// The two big causes are boxed, so that every `Result` of the engine stays
+// small to move around.
+impl From<hf_hub::HubError> for Error {
+    fn from(e: hf_hub::HubError) -> Self {
+        Error::Hub(Box::new(e))
+    }
+}
+
+impl From<tektra_candle::Error> for Error {
+    fn from(e: tektra_candle::Error) -> Self {
+        Error::Load(Box::new(e))
+    }
+}

@@ -35,7 +35,7 @@ use crate::sampling::{Sampler, Sampling};
 use crate::stop::StopMatcher;
 
 /// A model running in mistral.rs.
-pub struct MistralrsBackend {
+pub(crate) struct MistralrsBackend {
     model: Arc<Model>,
     /// Always `Some` until drop; taken there to shut it down without blocking.
     runtime: Option<tokio::runtime::Runtime>,

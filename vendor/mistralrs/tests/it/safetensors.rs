@@ -209,8 +209,7 @@ async fn a_missing_llama_tensor_is_an_error_naming_it_not_a_panic() {
         .unwrap();
     let err = load(dir.path(), &CancellationToken::new())
         .await
-        .err()
-        .expect("a model without a tensor must not load");
+        .expect_err("a model without a tensor must not load");
     assert!(err.to_string().contains(missing), "{err}");
 }
 
@@ -231,7 +230,6 @@ async fn a_cancelled_llama_load_returns_cancelled_not_a_panic() {
         &cancel,
     )
     .await
-    .err()
-    .expect("a cancelled load must not succeed");
+    .expect_err("a cancelled load must not succeed");
     assert!(err.is_cancelled(), "{err}");
 }
