@@ -8,14 +8,12 @@
 //! Run with `scripts/bench download` (which builds the three clients).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod measure;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use measure::{Cost, run};
+use tektra_bench_support::{Cost, Served, run};
 
 const SIZE: u64 = 1 << 30;
 const CAP: u64 = 50_000_000;
@@ -144,26 +142,8 @@ fn bench() -> Result<(), String> {
     }
     let repos = p.data.join("repos");
     ensure_file(&repos)?;
-    let mut server = Command::new(&p.tektra)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .arg(&repos)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let endpoint = {
-        let mut first = String::new();
-        let mut out = server.stdout.take().ok_or("no server stdout")?;
-        let mut byte = [0u8; 1];
-        while out.read(&mut byte).map_err(|e| e.to_string())? == 1 && byte[0] != b'\n' {
-            first.push(char::from(byte[0]));
-        }
-        first.trim().trim_start_matches("HF_ENDPOINT=").to_string()
-    };
-    let result = run_all(&p, &endpoint);
-    let _ = server.kill();
-    let _ = server.wait();
-    result
+    let server = Served::start(&p.tektra, &[], &repos)?;
+    run_all(&p, &server.endpoint)
 }
 
 fn run_all(p: &Paths, endpoint: &str) -> Result<(), String> {

@@ -10,16 +10,13 @@
 //! Run with `scripts/bench xet` (which builds tektra first).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-#[path = "../../download/src/measure.rs"]
-mod measure;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use measure::{Cost, run};
 use sha2::{Digest, Sha256};
+use tektra_bench_support::{Cost, Served, run};
 
 const SIZE: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -159,25 +156,9 @@ fn bench() -> Result<(), String> {
     eprintln!("making the two revisions (once)...");
     ensure_repo(&repos)?;
     eprintln!("starting tektra serve --xet (uploads both revisions to its CAS)...");
-    let mut server = Command::new(&p.tektra)
-        .args(["serve", "--xet", "--addr", "127.0.0.1:0"])
-        .arg(&repos)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let endpoint = {
-        let mut first = String::new();
-        let mut out = server.stdout.take().ok_or("no server stdout")?;
-        let mut byte = [0u8; 1];
-        while out.read(&mut byte).map_err(|e| e.to_string())? == 1 && byte[0] != b'\n' {
-            first.push(char::from(byte[0]));
-        }
-        first.trim().trim_start_matches("HF_ENDPOINT=").to_string()
-    };
-    let result = run_all(&p, &endpoint);
-    let _ = server.kill();
-    let _ = server.wait();
+    let server = Served::start(&p.tektra, &["--xet"], &repos)?;
+    let result = run_all(&p, &server.endpoint);
+    drop(server);
     let rows = result?;
     report(&rows);
     Ok(())

@@ -1,0 +1,56 @@
+//! A `tektra serve` child for the length of a benchmark.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// `tektra serve` on a free loopback port; killed when dropped.
+pub struct Served {
+    child: Child,
+    /// What to set HF_ENDPOINT to.
+    pub endpoint: String,
+}
+
+impl Served {
+    /// Starts `tektra serve [extra...] --addr 127.0.0.1:0 repos` and reads
+    /// the endpoint from the first line it prints (`HF_ENDPOINT=...`).
+    ///
+    /// # Errors
+    /// The server could not start, or did not say where it listens.
+    pub fn start(tektra: &Path, extra: &[&str], repos: &Path) -> Result<Served, String> {
+        let child = Command::new(tektra)
+            .arg("serve")
+            .args(extra)
+            .args(["--addr", "127.0.0.1:0"])
+            .arg(repos)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", tektra.display()))?;
+        let mut served = Served {
+            endpoint: String::new(),
+            child,
+        };
+        let mut out = served.child.stdout.take().ok_or("no server stdout")?;
+        // Byte by byte: the server keeps the pipe, and this must not read
+        // past its first line.
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while out.read(&mut byte).map_err(|e| e.to_string())? == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        let line = String::from_utf8_lossy(&line);
+        let Some(endpoint) = line.trim().strip_prefix("HF_ENDPOINT=") else {
+            return Err(format!("tektra serve did not start: it said {line:?}"));
+        };
+        served.endpoint = endpoint.to_string();
+        Ok(served)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
