@@ -1,6 +1,6 @@
 //! The mistral.rs backend against the candle one, on the same file.
 
-use tektra_inference::{BackendKind, Engine, ModelRef, Prompt, Sampling};
+use tektra_inference::{BackendKind, Engine, Message, ModelRef, Prompt, Sampling};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
@@ -82,4 +82,28 @@ async fn mistralrs_cancelled_generation_returns_and_the_next_runs() {
         )
         .unwrap();
     assert!(text.starts_with(" Paris"), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mistralrs_chat_through_the_template_answers() {
+    let mut engine = mistralrs_engine().await;
+    let mut answer = String::new();
+    let stats = engine
+        .generate(
+            &Prompt::Chat(vec![
+                Message::system("You are a helpful assistant. Answer briefly."),
+                Message::user("What is the capital of France?"),
+            ]),
+            &Sampling::greedy(40),
+            &mut |p| answer.push_str(p),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+    assert!(answer.contains("Paris"), "{answer:?}");
+    assert!(!answer.contains("<|im_end|>"));
+    assert_eq!(
+        stats.stop_reason,
+        tektra_inference::StopReason::Eos,
+        "{answer:?}"
+    );
 }
