@@ -55,8 +55,10 @@ impl Drop for MistralrsBackend {
 }
 
 impl MistralrsBackend {
-    fn runtime(&self) -> &tokio::runtime::Runtime {
-        self.runtime.as_ref().expect("the runtime lives until drop")
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime> {
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| mrs("the engine is shutting down"))
     }
 }
 
@@ -169,7 +171,7 @@ pub(crate) fn load(
 enum Mode {
     /// Pick with our sampler; send each pick to the caller.
     Generate {
-        sampler: Sampler,
+        sampler: Box<Sampler>,
         picks: std_mpsc::Sender<u32>,
     },
     /// Force `targets` one by one, adding up their log-probabilities.
@@ -236,7 +238,8 @@ impl MistralrsBackend {
     /// Sends token ids with our processor; returns once mistral.rs is done.
     fn run(&self, tokens: Vec<u32>, max_len: usize, steering: Arc<Mutex<Steering>>) -> Result<()> {
         let model = self.model.clone();
-        let request_done = self.runtime().spawn(async move {
+        let runtime = self.runtime()?;
+        let request_done = runtime.spawn(async move {
             let (tx, mut rx) = tokio::sync::mpsc::channel(16);
             let sender = model.inner().get_sender(None).map_err(mrs)?;
             let params = SamplingParams {
@@ -272,7 +275,7 @@ impl MistralrsBackend {
             Err(mrs("mistral.rs closed the response channel"))
         });
         let (tx, rx) = std_mpsc::channel();
-        self.runtime().spawn(async move {
+        runtime.spawn(async move {
             let _ = tx.send(request_done.await);
         });
         rx.recv().map_err(mrs)?.map_err(mrs)?
@@ -304,7 +307,7 @@ impl Backend for MistralrsBackend {
         let (picks_tx, picks) = std_mpsc::channel();
         let steering = Arc::new(Mutex::new(Steering {
             mode: Mode::Generate {
-                sampler: Sampler::new(sampling),
+                sampler: Box::new(Sampler::new(sampling)),
                 picks: picks_tx,
             },
             stop: false,
@@ -433,7 +436,7 @@ impl Backend for MistralrsBackend {
         let (tx, _rx) = std_mpsc::channel();
         let steering = Arc::new(Mutex::new(Steering {
             mode: Mode::Generate {
-                sampler: Sampler::new(&Sampling::greedy(1)),
+                sampler: Box::new(Sampler::new(&Sampling::greedy(1))),
                 picks: tx,
             },
             stop: false,
