@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::EXIT_CANCELLED;
 use super::model_args::{ModelArgs, SamplingArgs};
+use super::report::print_error;
 use super::run::{load, print_stats};
 
 /// Chat with a model.
@@ -109,7 +110,7 @@ pub(crate) async fn run(args: Args) -> i32 {
             Ok(Some(line)) => line,
             Ok(None) => return 0,
             Err(e) => {
-                eprintln!("error: reading stdin: {e}");
+                print_error(args.model.json, &format!("reading stdin: {e}"));
                 return 1;
             }
         };
@@ -146,12 +147,12 @@ pub(crate) async fn run(args: Args) -> i32 {
                 }
             }
             Ok(Err(e)) => {
-                eprintln!("error: {e}");
+                print_error(args.model.json, &e);
                 history.pop();
                 continue;
             }
             Err(e) => {
-                eprintln!("error: generation task failed: {e}");
+                print_error(args.model.json, &format!("generation task failed: {e}"));
                 return 1;
             }
         }

@@ -8,7 +8,7 @@ use hf_hub::{Hub, HubError, HubOptions, RepoType, XetMode};
 
 use super::EXIT_CANCELLED;
 use super::model_args::HubArgs;
-use super::report::{Display, Mode};
+use super::report::{Display, Mode, print_error};
 use super::signal::cancel_on_ctrl_c;
 
 /// Download files of a Hub repo into the cache.
@@ -90,11 +90,14 @@ pub(crate) async fn run(args: Args) -> i32 {
             0
         }
         Err(HubError::Cancelled) => {
-            eprintln!("cancelled: run the same command again to resume");
+            print_error(
+                args.json,
+                &"cancelled: run the same command again to resume",
+            );
             EXIT_CANCELLED
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            print_error(args.json, &e);
             1
         }
     }

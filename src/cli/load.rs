@@ -6,7 +6,7 @@ use tektra_inference::ModelRef;
 
 use super::EXIT_CANCELLED;
 use super::model_args::HubArgs;
-use super::report::{Display, Mode};
+use super::report::{Display, Mode, print_error};
 use super::signal::cancel_on_ctrl_c;
 
 /// Load a model's weights and report what it took.
@@ -34,7 +34,7 @@ pub(crate) async fn run(args: Args) -> i32 {
     match load(&args).await {
         Ok(()) => 0,
         Err((reason, code)) => {
-            eprintln!("error: {reason}");
+            print_error(args.json, &reason);
             code
         }
     }

@@ -215,3 +215,14 @@ impl Bars {
         }
     }
 }
+
+/// Prints why a command failed, as one line on stderr: `error: REASON`, or
+/// under `--json` a JSON object (`{"error": "REASON"}`), so that a UI parsing
+/// stderr as NDJSON can read it like every line before it.
+pub(crate) fn print_error(json: bool, reason: &dyn std::fmt::Display) {
+    if json {
+        eprintln!("{}", serde_json::json!({ "error": reason.to_string() }));
+    } else {
+        eprintln!("error: {reason}");
+    }
+}

@@ -7,7 +7,7 @@ use tektra_inference::{GenerationStats, Message, ModelRef, Prompt, StopReason};
 
 use super::EXIT_CANCELLED;
 use super::model_args::{ModelArgs, SamplingArgs};
-use super::report::{Display, Mode};
+use super::report::{Display, Mode, print_error};
 use super::signal::cancel_on_ctrl_c;
 
 /// Run a model on one prompt: the answer on stdout, the stages on stderr.
@@ -39,7 +39,7 @@ pub(crate) async fn load(
     let loaded = load_quietly(model, &display, cancel).await;
     display.finish().await;
     loaded.map_err(|(reason, code)| {
-        eprintln!("error: {reason}");
+        print_error(model.json, &reason);
         code
     })
 }
@@ -119,11 +119,11 @@ pub(crate) async fn run(args: Args) -> i32 {
             }
         }
         Ok(Err(e)) => {
-            eprintln!("error: {e}");
+            print_error(args.model.json, &e);
             1
         }
         Err(e) => {
-            eprintln!("error: generation task failed: {e}");
+            print_error(args.model.json, &format!("generation task failed: {e}"));
             1
         }
     }

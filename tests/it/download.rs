@@ -228,6 +228,24 @@ async fn offline_names_what_is_missing_then_works_from_the_cache() {
     assert_eq!(fx.server.stats().hub_requests, before);
 }
 
+/// Under `--json` the failure is a JSON line too, so a UI reading stderr as
+/// NDJSON never meets a line it cannot parse.
+#[tokio::test(flavor = "multi_thread")]
+async fn under_json_the_failure_reason_is_a_json_line() {
+    let fx = Fixture::new().await;
+    let out = fx
+        .tektra(&["download", "org/model", "no/such/file.bin", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON: {l}: {e}")))
+        .collect();
+    let reason = lines.last().unwrap()["error"].as_str().unwrap().to_string();
+    assert!(reason.contains("no/such/file.bin"), "{reason}");
+}
+
 /// A write that fails half way (here the file-size limit, as a full disk
 /// would) ends in a clear error, nothing in the snapshot, and a partial
 /// file the next run resumes.
