@@ -110,7 +110,7 @@ pub(crate) async fn run(args: Args) -> i32 {
             Ok(Some(line)) => line,
             Ok(None) => return 0,
             Err(e) => {
-                print_error(args.model.json, &format!("reading stdin: {e}"));
+                print_error(args.model.output.json, &format!("reading stdin: {e}"));
                 return 1;
             }
         };
@@ -143,16 +143,19 @@ pub(crate) async fn run(args: Args) -> i32 {
                     eprintln!("[stopped]");
                 }
                 if args.stats {
-                    print_stats(&stats, args.model.json);
+                    print_stats(&stats, args.model.output.json);
                 }
             }
             Ok(Err(e)) => {
-                print_error(args.model.json, &e);
+                print_error(args.model.output.json, &e);
                 history.pop();
                 continue;
             }
             Err(e) => {
-                print_error(args.model.json, &format!("generation task failed: {e}"));
+                print_error(
+                    args.model.output.json,
+                    &format!("generation task failed: {e}"),
+                );
                 return 1;
             }
         }

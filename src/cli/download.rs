@@ -8,7 +8,7 @@ use hf_hub::{Hub, HubError, HubOptions, RepoType, XetMode};
 
 use super::EXIT_CANCELLED;
 use super::model_args::HubArgs;
-use super::report::{Display, Mode, print_error};
+use super::report::{Display, OutputArgs, print_error};
 use super::signal::cancel_on_ctrl_c;
 
 /// Download files of a Hub repo into the cache.
@@ -32,12 +32,8 @@ pub(crate) struct Args {
     exclude: Vec<String>,
     #[command(flatten)]
     hub: HubArgs,
-    /// No progress output.
-    #[arg(long, short)]
-    quiet: bool,
-    /// Progress as NDJSON events on stderr (one JSON object per line).
-    #[arg(long)]
-    pub(super) json: bool,
+    #[command(flatten)]
+    pub(super) output: OutputArgs,
     /// Parallel connections per large file.
     #[arg(long)]
     connections: Option<usize>,
@@ -81,7 +77,7 @@ impl Args {
 
 pub(crate) async fn run(args: Args) -> i32 {
     limit_malloc_arenas();
-    let display = Display::start(Mode::from_flags(args.json, args.quiet));
+    let display = Display::start(args.output.mode());
     let result = download(&args, &display).await;
     display.finish().await;
     match result {
@@ -91,13 +87,13 @@ pub(crate) async fn run(args: Args) -> i32 {
         }
         Err(HubError::Cancelled) => {
             print_error(
-                args.json,
+                args.output.json,
                 &"cancelled: run the same command again to resume",
             );
             EXIT_CANCELLED
         }
         Err(e) => {
-            print_error(args.json, &e);
+            print_error(args.output.json, &e);
             1
         }
     }

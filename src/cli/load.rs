@@ -6,7 +6,7 @@ use tektra_inference::ModelRef;
 
 use super::EXIT_CANCELLED;
 use super::model_args::HubArgs;
-use super::report::{Display, Mode, print_error};
+use super::report::{Display, OutputArgs, print_error};
 use super::signal::cancel_on_ctrl_c;
 
 /// Load a model's weights and report what it took.
@@ -22,19 +22,15 @@ pub(crate) struct Args {
     dtype: Option<String>,
     #[command(flatten)]
     hub: HubArgs,
-    /// No progress output.
-    #[arg(long, short)]
-    quiet: bool,
-    /// Progress and the report as NDJSON on stderr.
-    #[arg(long)]
-    pub(super) json: bool,
+    #[command(flatten)]
+    pub(super) output: OutputArgs,
 }
 
 pub(crate) async fn run(args: Args) -> i32 {
     match load(&args).await {
         Ok(()) => 0,
         Err((reason, code)) => {
-            print_error(args.json, &reason);
+            print_error(args.output.json, &reason);
             code
         }
     }
@@ -55,7 +51,7 @@ async fn load(args: &Args) -> Result<(), (String, i32)> {
         _ => None,
     };
     let reference: ModelRef = args.model.parse().map_err(|e| (format!("{e}"), 2))?;
-    let display = Display::start(Mode::from_flags(args.json, args.quiet));
+    let display = Display::start(args.output.mode());
     let fetched =
         tektra_inference::fetch(&reference, &args.hub.options(), display.reporter(), &cancel).await;
     let files = match fetched {
@@ -89,7 +85,7 @@ async fn load(args: &Args) -> Result<(), (String, i32)> {
         Err(e) => return Err(failed(&e)),
     };
     let r = &model.report;
-    if args.json {
+    if args.output.json {
         let line = serde_json::json!({ "report": {
             "files": r.files, "tensors": r.tensors, "bytes": r.bytes,
             "secs": r.elapsed.as_secs_f64(), "peak_rss": r.peak_rss,

@@ -46,10 +46,10 @@ impl Command {
     /// Whether stderr carries NDJSON for a UI rather than text for a person.
     fn json_output(&self) -> bool {
         match self {
-            Command::Download(args) => args.json,
-            Command::Load(args) => args.json,
-            Command::Run(args) => args.model.json,
-            Command::Chat(args) => args.model.json,
+            Command::Download(args) => args.output.json,
+            Command::Load(args) => args.output.json,
+            Command::Run(args) => args.model.output.json,
+            Command::Chat(args) => args.model.output.json,
             Command::Serve(_) => false,
         }
     }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use hf_hub::HubOptions;
 use tektra_inference::{BackendKind, DeviceChoice, EngineOptions, Sampling};
 
+use super::report::OutputArgs;
+
 /// Which model and how to get it.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ModelArgs {
@@ -27,12 +29,8 @@ pub(crate) struct ModelArgs {
     pub(crate) no_memory_check: bool,
     #[command(flatten)]
     pub(crate) hub: HubArgs,
-    /// No progress output.
-    #[arg(long, short)]
-    pub(crate) quiet: bool,
-    /// Progress (and the final stats) as NDJSON on stderr.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
 /// How the Hub is reached.

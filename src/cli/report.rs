@@ -21,6 +21,25 @@ pub(crate) enum Mode {
     Quiet,
 }
 
+/// How a command reports on stderr: the `--quiet` and `--json` flags every
+/// command that does work shares.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct OutputArgs {
+    /// No progress output.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+    /// Progress, figures and errors as NDJSON on stderr (one JSON object per line).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl OutputArgs {
+    /// The display mode these flags ask for.
+    pub(crate) fn mode(self) -> Mode {
+        Mode::from_flags(self.json, self.quiet)
+    }
+}
+
 impl Mode {
     /// From the common flags: `--json` wins, then `--quiet`; bars only on a terminal.
     pub(crate) fn from_flags(json: bool, quiet: bool) -> Mode {

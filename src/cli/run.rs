@@ -7,7 +7,7 @@ use tektra_inference::{GenerationStats, Message, ModelRef, Prompt, StopReason};
 
 use super::EXIT_CANCELLED;
 use super::model_args::{ModelArgs, SamplingArgs};
-use super::report::{Display, Mode, print_error};
+use super::report::{Display, print_error};
 use super::signal::cancel_on_ctrl_c;
 
 /// Run a model on one prompt: the answer on stdout, the stages on stderr.
@@ -35,11 +35,11 @@ pub(crate) async fn load(
     model: &ModelArgs,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Runtime, i32> {
-    let display = Display::start(Mode::from_flags(model.json, model.quiet));
+    let display = Display::start(model.output.mode());
     let loaded = load_quietly(model, &display, cancel).await;
     display.finish().await;
     loaded.map_err(|(reason, code)| {
-        print_error(model.json, &reason);
+        print_error(model.output.json, &reason);
         code
     })
 }
@@ -111,7 +111,7 @@ pub(crate) async fn run(args: Args) -> i32 {
     let _ = writeln!(stdout);
     match generation.done.await {
         Ok(Ok(stats)) => {
-            print_stats(&stats, args.model.json);
+            print_stats(&stats, args.model.output.json);
             if stats.stop_reason == StopReason::Cancelled {
                 EXIT_CANCELLED
             } else {
@@ -119,11 +119,14 @@ pub(crate) async fn run(args: Args) -> i32 {
             }
         }
         Ok(Err(e)) => {
-            print_error(args.model.json, &e);
+            print_error(args.model.output.json, &e);
             1
         }
         Err(e) => {
-            print_error(args.model.json, &format!("generation task failed: {e}"));
+            print_error(
+                args.model.output.json,
+                &format!("generation task failed: {e}"),
+            );
             1
         }
     }

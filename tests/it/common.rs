@@ -153,3 +153,11 @@ pub fn tektra(args: &[&str], home: &Path, server: &Server) -> Command {
         .stderr(Stdio::piped());
     cmd
 }
+
+/// Every stderr line of a `--json` run, parsed: each one must be JSON.
+pub fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    stderr(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON: {l}: {e}")))
+        .collect()
+}

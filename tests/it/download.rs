@@ -26,10 +26,7 @@ async fn whole_repo_with_json_events_and_the_snapshot_path() {
         std::fs::read(dir.join("extra/notes.md")).unwrap(),
         b"notes\n"
     );
-    let events: Vec<serde_json::Value> = stderr(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON: {l}: {e}")))
-        .collect();
+    let events: Vec<serde_json::Value> = json_lines(&out);
     let last_file_states: Vec<&str> = ["config.json", "weights.bin", "extra/notes.md"]
         .iter()
         .map(|f| {
@@ -238,10 +235,7 @@ async fn under_json_the_failure_reason_is_a_json_line() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let lines: Vec<serde_json::Value> = stderr(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not NDJSON: {l}: {e}")))
-        .collect();
+    let lines: Vec<serde_json::Value> = json_lines(&out);
     let reason = lines.last().unwrap()["error"].as_str().unwrap().to_string();
     assert!(reason.contains("no/such/file.bin"), "{reason}");
 }

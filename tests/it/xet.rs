@@ -45,13 +45,6 @@ impl XetFixture {
     }
 }
 
-fn events(out: &std::process::Output) -> Vec<serde_json::Value> {
-    stderr(out)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn use_xet_downloads_through_the_cas_with_progress() {
     let fx = XetFixture::new().await;
@@ -64,7 +57,7 @@ async fn use_xet_downloads_through_the_cas_with_progress() {
     let stats = fx.server.stats();
     assert!(stats.xet_cas_requests > 0);
     assert_eq!(stats.content_bytes, 0, "nothing over HTTP");
-    let events = events(&out);
+    let events = json_lines(&out);
     let done = events
         .iter()
         .rev()
@@ -91,7 +84,7 @@ async fn a_broken_cas_falls_back_with_one_warning_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(std::fs::read(stdout(&out)).unwrap() == fx.source("org/xet/weights.bin"));
     assert_eq!(fx.server.stats().content_bytes, SIZE as u64);
-    let warnings: Vec<String> = events(&out)
+    let warnings: Vec<String> = json_lines(&out)
         .iter()
         .filter_map(|e| e["message"].as_str().map(str::to_string))
         .filter(|m| m.contains("over HTTP instead"))
