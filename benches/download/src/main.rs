@@ -8,8 +8,7 @@
 //! Run with `scripts/bench download` (which builds the three clients).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -66,28 +65,12 @@ fn ensure_file(repos: &Path) -> Result<(), String> {
 }
 
 /// Sets the server's per-connection cap through its control endpoint.
-fn set_cap(endpoint: &str, cap: Option<u64>) -> Result<(), String> {
-    let addr = endpoint.trim_start_matches("http://");
+fn set_cap(server: &Served, cap: Option<u64>) -> Result<(), String> {
     let body = match cap {
         Some(c) => format!("{{\"rate_limit\": {c}}}"),
         None => "{}".to_string(),
     };
-    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "POST /_tektra/faults HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .map_err(|e| e.to_string())?;
-    if answer.starts_with("HTTP/1.1 200") {
-        Ok(())
-    } else {
-        Err(format!("setting faults: {answer}"))
-    }
+    server.control("POST", "/_tektra/faults", &body).map(drop)
 }
 
 fn client(p: &Paths, which: &str, endpoint: &str, cache: &Path) -> Command {
@@ -143,21 +126,21 @@ fn bench() -> Result<(), String> {
     let repos = p.data.join("repos");
     ensure_file(&repos)?;
     let server = Served::start(&p.tektra, &[], &repos)?;
-    run_all(&p, &server.endpoint)
+    run_all(&p, &server)
 }
 
-fn run_all(p: &Paths, endpoint: &str) -> Result<(), String> {
+fn run_all(p: &Paths, server: &Served) -> Result<(), String> {
     let tools = ["tektra", "hf-hub 0.4.3", "huggingface_hub"];
     let mut results: Vec<(&str, &str, Cost)> = Vec::new();
     for (mode, cap) in [
         ("capped 50 MB/s per connection", Some(CAP)),
         ("uncapped", None),
     ] {
-        set_cap(endpoint, cap)?;
+        set_cap(server, cap)?;
         for tool in tools {
             let cache = p.data.join("cache");
             let _ = std::fs::remove_dir_all(&cache);
-            let (cost, stdout) = run(&mut client(p, tool, endpoint, &cache))?;
+            let (cost, stdout) = run(&mut client(p, tool, &server.endpoint, &cache))?;
             let file = PathBuf::from(stdout.trim());
             let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             if size != SIZE {

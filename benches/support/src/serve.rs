@@ -1,6 +1,7 @@
 //! A `tektra serve` child for the length of a benchmark.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -45,6 +46,32 @@ impl Served {
         };
         served.endpoint = endpoint.to_string();
         Ok(served)
+    }
+}
+
+impl Served {
+    /// One request to the server's control routes (`/_tektra/stats`,
+    /// `/_tektra/faults`); returns the body of a 200 answer.
+    ///
+    /// # Errors
+    /// The request failed, or the answer was not a 200.
+    pub fn control(&self, method: &str, path: &str, body: &str) -> Result<String, String> {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| e.to_string())?;
+        match answer.split_once("\r\n\r\n") {
+            Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+            _ => Err(format!("{method} {path}: {answer}")),
+        }
     }
 }
 

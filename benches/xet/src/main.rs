@@ -10,8 +10,7 @@
 //! Run with `scripts/bench xet` (which builds tektra first).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -105,27 +104,11 @@ fn ensure_repo(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The server's counters (`GET /_tektra/stats`).
-fn stats(endpoint: &str) -> Result<serde_json::Value, String> {
-    let addr = endpoint.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET /_tektra/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .map_err(|e| e.to_string())?;
-    let body = answer.split("\r\n\r\n").nth(1).ok_or("no stats body")?;
-    serde_json::from_str(body).map_err(|e| format!("stats: {e}"))
-}
-
 /// Bytes that crossed the loopback for file content: HTTP bodies plus
-/// what the CAS sent.
-fn moved(endpoint: &str) -> Result<u64, String> {
-    let s = stats(endpoint)?;
+/// what the CAS sent (the server's `GET /_tektra/stats` counters).
+fn moved(server: &Served) -> Result<u64, String> {
+    let body = server.control("GET", "/_tektra/stats", "")?;
+    let s: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("stats: {e}"))?;
     let get = |k: &str| s[k].as_u64().unwrap_or(0);
     Ok(get("content_bytes") + get("xet_cas_bytes"))
 }
@@ -157,24 +140,21 @@ fn bench() -> Result<(), String> {
     ensure_repo(&repos)?;
     eprintln!("starting tektra serve --xet (uploads both revisions to its CAS)...");
     let server = Served::start(&p.tektra, &["--xet"], &repos)?;
-    let result = run_all(&p, &server.endpoint);
+    let result = run_all(&p, &server);
     drop(server);
     let rows = result?;
     report(&rows);
     Ok(())
 }
 
-fn run_all(p: &Paths, endpoint: &str) -> Result<Vec<Row>, String> {
-    if !endpoint.starts_with("http://") {
-        return Err(format!("tektra serve did not start: {endpoint:?}"));
-    }
+fn run_all(p: &Paths, server: &Served) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for (transport, flag) in [("HTTP", "--no-xet"), ("Xet", "--use-xet")] {
         // A fresh HF_HOME: no hub cache, no Xet chunk cache.
         let home = p.data.join("home");
         let _ = std::fs::remove_dir_all(&home);
         for revision in ["main", "v2"] {
-            let before = moved(endpoint)?;
+            let before = moved(server)?;
             let mut cmd = Command::new(&p.tektra);
             cmd.args([
                 "download",
@@ -186,12 +166,12 @@ fn run_all(p: &Paths, endpoint: &str) -> Result<Vec<Row>, String> {
                 revision,
             ])
             .env("HF_HOME", &home)
-            .env("HF_ENDPOINT", endpoint)
+            .env("HF_ENDPOINT", &server.endpoint)
             .env_remove("HF_HUB_CACHE")
             .env_remove("HF_HUB_DISABLE_XET")
             .env_remove("HF_TOKEN");
             let (cost, stdout) = run(&mut cmd)?;
-            let bytes = moved(endpoint)? - before;
+            let bytes = moved(server)? - before;
             let file = PathBuf::from(stdout.trim());
             let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             if size != SIZE {
