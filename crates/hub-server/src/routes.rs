@@ -232,7 +232,7 @@ fn resolve(
     if let Some(sha) = &entry.lfs_sha256 {
         set(&mut extra, "x-linked-etag", &format!("\"{sha}\""));
         set(&mut extra, "x-linked-size", &size.to_string());
-        crate::xet::resolve_headers(state, kind, id, commit, entry, &mut extra);
+        crate::xet::resolve_headers(state, &store, kind, id, commit, entry, &mut extra);
         let location = state.cdn_link(sha);
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::FOUND;

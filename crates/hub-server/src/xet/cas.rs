@@ -116,12 +116,6 @@ impl XetCas {
         Ok(known)
     }
 
-    /// The Xet hash of some other uploaded file (for the wrong-hash fault).
-    pub(crate) fn other_hash(&self, hash: &str) -> Option<String> {
-        let hashes = self.hashes.lock().ok()?;
-        hashes.values().find(|h| *h != hash).cloned()
-    }
-
     /// The token endpoint's answer for repo `id`.
     pub(crate) fn token_response(&self, state: &AppState, id: &str) -> Response<Body> {
         let ttl = state.faults.plan().xet_token_ttl_secs.unwrap_or(TOKEN_SECS);

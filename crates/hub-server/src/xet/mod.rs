@@ -24,32 +24,27 @@ use axum::http::{HeaderMap, Response, StatusCode, header};
 use crate::AppState;
 use crate::faults::bump;
 use crate::routes::status;
-use crate::store::{FileEntry, Kind};
+use crate::store::{FileEntry, Kind, Store};
 
 /// Adds the Xet headers to a resolve answer when the file is in Xet.
 pub(crate) fn resolve_headers(
     state: &AppState,
+    store: &Store,
     kind: Kind,
     id: &str,
     commit: &str,
     entry: &FileEntry,
     headers: &mut HeaderMap,
 ) {
-    if state.xet.is_none() {
-        return;
-    }
-    let Some(hash) = &entry.xet_hash else {
+    let (Some(_), Some(hash)) = (&state.xet, &entry.xet_hash) else {
         return;
     };
-    #[cfg(feature = "xet")]
     let wrong = state
         .faults
         .plan()
         .xet_wrong_hash
-        .then(|| state.xet.as_ref().and_then(|cas| cas.other_hash(hash)))
+        .then(|| other_hash(store, entry.size, hash))
         .flatten();
-    #[cfg(not(feature = "xet"))]
-    let wrong: Option<String> = None;
     crate::routes::set(headers, "x-xet-hash", wrong.as_deref().unwrap_or(hash));
     let link = format!(
         "<{}/api/{}/{id}/xet-read-token/{commit}>; rel=\"xet-auth\"",
@@ -57,6 +52,20 @@ pub(crate) fn resolve_headers(
         kind.plural()
     );
     crate::routes::set(headers, "link", &link);
+}
+
+/// The Xet hash of other content of the same size (the wrong-hash fault).
+/// Same size, since hf-xet checks sizes itself: only then do the wrong bytes
+/// reach the client's content-hash check, which is what the fault tests.
+fn other_hash(store: &Store, size: u64, hash: &str) -> Option<String> {
+    store
+        .repos
+        .values()
+        .flat_map(|r| r.commits.values())
+        .flat_map(|files| files.values())
+        .filter(|e| e.size == size)
+        .filter_map(|e| e.xet_hash.clone())
+        .find(|h| h != hash)
 }
 
 /// `GET /api/{kind}/{id}/xet-read-token/{rev}`: a CAS read token for a repo

@@ -34,6 +34,15 @@ pub(crate) struct Job {
     pub(crate) path: String,
 }
 
+impl Job {
+    /// Removes the partial file and its journal (best effort: a leftover is
+    /// overwritten or verified by the next attempt anyway).
+    pub(crate) fn discard(&self) {
+        let _ = std::fs::remove_file(&self.incomplete);
+        let _ = std::fs::remove_file(&self.parts);
+    }
+}
+
 /// What a finished transfer did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TransferStats {
@@ -211,9 +220,10 @@ async fn attempt(
     })
 }
 
-/// Checks the hash; a mismatch discards the partial file so the retry
-/// starts clean.
-fn verify(job: &Job, hashed: u64, digest: &str) -> Result<(), HubError> {
+/// Checks size and hash against what the Hub announced; a mismatch
+/// discards the partial file so the retry starts clean. Shared by every
+/// transport.
+pub(crate) fn verify(job: &Job, hashed: u64, digest: &str) -> Result<(), HubError> {
     let complete = hashed == job.size;
     let matches = match &job.expected {
         Expected::SizeOnly => complete,
@@ -222,8 +232,7 @@ fn verify(job: &Job, hashed: u64, digest: &str) -> Result<(), HubError> {
     if matches {
         return Ok(());
     }
-    let _ = std::fs::remove_file(&job.incomplete);
-    let _ = std::fs::remove_file(&job.parts);
+    job.discard();
     if !complete {
         return Err(HubError::Protocol {
             url: crate::client::display_url(&job.url),

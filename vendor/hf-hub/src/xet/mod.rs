@@ -28,7 +28,6 @@ use crate::error::HubError;
 use crate::http::Subject;
 use crate::resolve::XetFile;
 use crate::transfer::{Job, TransferStats};
-use crate::verify::Expected;
 use follow::Follower;
 use progress::ProgressMap;
 pub(crate) use session::XetState;
@@ -54,7 +53,7 @@ pub(crate) async fn transfer(
 ) -> Result<TransferStats, HubError> {
     let result = run(hub, xet, job, progress, cancel).await;
     if result.is_err() {
-        discard(job);
+        job.discard();
     }
     result
 }
@@ -96,7 +95,7 @@ async fn run(
         () = cancel.cancelled() => return Err(HubError::Cancelled),
         g = builder.build() => g.map_err(|e| fail(format!("cannot reach the CAS at {cas}: {e}")))?,
     };
-    discard(job);
+    job.discard();
     progress.set_total(job.size);
     progress.set_done(0);
     progress.set_state(State::Downloading);
@@ -118,7 +117,7 @@ async fn run(
         .finish()
         .await
         .map_err(|e| fail(format!("reading back {}: {e}", job.incomplete.display())))?;
-    check(job, hashed, &digest).map_err(fail)?;
+    crate::transfer::verify(job, hashed, &digest).map_err(|e| fail(e.to_string()))?;
     map.complete(progress);
     Ok(TransferStats {
         fetched: map.network_bytes(),
@@ -177,25 +176,6 @@ async fn download(
     }
 }
 
-/// Size, then content hash, against what the Hub announced.
-fn check(job: &Job, hashed: u64, digest: &str) -> Result<(), String> {
-    if hashed != job.size {
-        return Err(format!(
-            "hf-xet wrote {hashed} bytes where the Hub announced {}",
-            job.size
-        ));
-    }
-    match &job.expected {
-        Expected::SizeOnly => Ok(()),
-        expected if digest == expected.hex() => Ok(()),
-        expected => Err(format!(
-            "{} mismatch after the Xet download (expected {}, got {digest})",
-            expected.algorithm(),
-            expected.hex()
-        )),
-    }
-}
-
 /// The Hub token for hf-xet's token refresh, only when the token endpoint
 /// is on the Hub's origin (the token never leaves it).
 fn refresh_headers(hub: &Hub, xet: &XetFile) -> HeaderMap {
@@ -206,11 +186,4 @@ fn refresh_headers(hub: &Hub, xet: &XetFile) -> HeaderMap {
         headers.insert(AUTHORIZATION, auth.clone());
     }
     headers
-}
-
-/// Removes a partial file and its journal (best effort: a leftover is
-/// overwritten or verified by the next attempt anyway).
-fn discard(job: &Job) {
-    let _ = std::fs::remove_file(&job.incomplete);
-    let _ = std::fs::remove_file(&job.parts);
 }

@@ -32,6 +32,10 @@ impl XetFixture {
         put("org/xet/config.json", br#"{"model_type": "llama"}"#);
         put("org/xet/extra.safetensors", &bytes(2 << 20, 13));
         put("org/secret/model.safetensors", &bytes(1 << 20, 12));
+        // Other content of the same size: the wrong-hash fault answers with
+        // its Xet hash, so hf-xet's own size check passes and only our
+        // sha256 check can catch it.
+        put("org/twin/model.safetensors", &bytes(SIZE, 14));
         let mut store = Store::open(repos.path()).unwrap();
         store.set_tokens(Kind::Model, "org/secret", vec![TOKEN.to_string()]);
         let server = Server::builder(store).xet(None).start().await.unwrap();
@@ -229,6 +233,32 @@ async fn wrong_bytes_from_xet_never_reach_the_cache_and_http_fetches_the_file() 
         },
         "Xet hash of another file",
     ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requiring_xet_with_wrong_bytes_fails_on_the_hash_and_leaves_nothing() {
+    bounded(async {
+        let fx = XetFixture::new().await;
+        fx.server.faults().set(FaultPlan {
+            xet_wrong_hash: true,
+            ..FaultPlan::default()
+        });
+        let (result, _) = fx.download(fx.options(XetMode::Require)).await;
+        let text = result.unwrap_err().to_string();
+        assert!(text.contains("sha256 mismatch"), "{text}");
+        assert!(fx.server.stats().xet_cas_bytes > 0, "the wrong bytes came");
+        let hub = fx.home.path().join("hub-Require/models--org--xet");
+        assert!(!hub.join("snapshots").exists(), "nothing reached the cache");
+        let leftovers: Vec<String> = std::fs::read_dir(hub.join("blobs"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    })
     .await;
 }
 
