@@ -146,13 +146,14 @@ impl GenerationStats {
 pub trait Backend: Send {
     /// "candle" or "mistralrs".
     fn name(&self) -> &'static str;
-    /// Generates from already rendered text, calling `on_text` with each
-    /// piece as it is decoded (never half a character, never part of a
-    /// stop string). Returns when done, on a stop, or promptly after
-    /// `cancel` fires (with [`StopReason::Cancelled`]).
+    /// Generates after `prompt` (token ids, not empty, leaving room for
+    /// `max_tokens` in the context), calling `on_text` with each piece as it
+    /// is decoded (never half a character, never part of a stop string).
+    /// Returns when done, on a stop, or promptly after `cancel` fires (with
+    /// [`StopReason::Cancelled`]).
     fn generate(
         &mut self,
-        prompt: &str,
+        prompt: &[u32],
         sampling: &Sampling,
         on_text: &mut dyn FnMut(&str),
         cancel: &CancellationToken,
@@ -312,7 +313,22 @@ impl Engine {
     ) -> Result<GenerationStats> {
         sampling.validate()?;
         let text = self.render(prompt)?;
-        self.backend.generate(&text, sampling, on_text, cancel)
+        // A rendered chat template carries its own BOS; plain text gets the
+        // special tokens the model asks for.
+        let tokens = self
+            .tokenizer
+            .encode(&text, matches!(prompt, Prompt::Text(_)))?;
+        if tokens.is_empty() {
+            return Err(Error::Sampling("the prompt encodes to no tokens".into()));
+        }
+        if tokens.len() + sampling.max_tokens > self.info.context {
+            return Err(Error::ContextOverflow {
+                tokens: tokens.len(),
+                max_tokens: sampling.max_tokens,
+                context: self.info.context,
+            });
+        }
+        self.backend.generate(&tokens, sampling, on_text, cancel)
     }
 
     /// Perplexity of `text` under the model: `exp(-mean ln p(token))` over

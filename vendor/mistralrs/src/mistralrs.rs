@@ -41,7 +41,6 @@ pub(crate) struct MistralrsBackend {
     runtime: Option<tokio::runtime::Runtime>,
     tokenizer: TextTokenizer,
     eos: u32,
-    context: usize,
 }
 
 impl Drop for MistralrsBackend {
@@ -157,7 +156,6 @@ pub(crate) fn load(
             runtime: Some(runtime),
             tokenizer: tokenizer.clone(),
             eos,
-            context,
         }),
         tokenizer,
         architecture,
@@ -289,21 +287,14 @@ impl Backend for MistralrsBackend {
 
     fn generate(
         &mut self,
-        prompt: &str,
+        prompt: &[u32],
         sampling: &Sampling,
         on_text: &mut dyn FnMut(&str),
         cancel: &CancellationToken,
     ) -> Result<GenerationStats> {
         let start = Instant::now();
-        let tokens = self.tokenizer.encode(prompt, true)?;
+        let tokens = prompt.to_vec();
         let prompt_tokens = tokens.len();
-        if prompt_tokens == 0 || prompt_tokens + sampling.max_tokens > self.context {
-            return Err(Error::ContextOverflow {
-                tokens: prompt_tokens,
-                max_tokens: sampling.max_tokens,
-                context: self.context,
-            });
-        }
         let (picks_tx, picks) = std_mpsc::channel();
         let steering = Arc::new(Mutex::new(Steering {
             mode: Mode::Generate {

@@ -96,6 +96,7 @@ pub struct Sampler {
     rng: StdRng,
     // Reused between tokens so sampling allocates nothing per token.
     candidates: Vec<(u32, f32)>,
+    seen: Vec<u32>,
 }
 
 impl Sampler {
@@ -106,6 +107,7 @@ impl Sampler {
             settings: settings.clone(),
             rng: StdRng::seed_from_u64(settings.seed),
             candidates: Vec::new(),
+            seen: Vec::new(),
         }
     }
 
@@ -114,12 +116,12 @@ impl Sampler {
         let s = &self.settings;
         if s.repeat_penalty != 1.0 {
             let start = history.len().saturating_sub(s.repeat_last_n);
-            let mut seen = Vec::with_capacity(s.repeat_last_n.min(history.len()));
-            for &t in &history[start..] {
-                if seen.contains(&t) {
-                    continue;
-                }
-                seen.push(t);
+            // Each recent token once: sort the window and skip repeats.
+            self.seen.clear();
+            self.seen.extend_from_slice(&history[start..]);
+            self.seen.sort_unstable();
+            self.seen.dedup();
+            for &t in &self.seen {
                 if let Some(l) = logits.get_mut(t as usize) {
                     *l = if *l > 0.0 {
                         *l / s.repeat_penalty

@@ -233,21 +233,14 @@ impl Backend for CandleBackend {
 
     fn generate(
         &mut self,
-        prompt: &str,
+        prompt: &[u32],
         sampling: &Sampling,
         on_text: &mut dyn FnMut(&str),
         cancel: &CancellationToken,
     ) -> Result<GenerationStats> {
         let start = Instant::now();
-        let mut history = self.encode(prompt)?;
+        let mut history = prompt.to_vec();
         let prompt_tokens = history.len();
-        if prompt_tokens + sampling.max_tokens > self.context {
-            return Err(Error::ContextOverflow {
-                tokens: prompt_tokens,
-                max_tokens: sampling.max_tokens,
-                context: self.context,
-            });
-        }
         let mut logits = self.logits(&history, 0)?;
         let prompt_done = Instant::now();
         let mut sampler = Sampler::new(sampling);

@@ -192,13 +192,27 @@ async fn a_missing_llama_tensor_is_an_error_naming_it_not_a_panic() {
     for entry in std::fs::read_dir(whole).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if name != "model-00002-of-00002.safetensors" {
+        if name != "model-00002-of-00002.safetensors" && name != "model.safetensors.index.json" {
             std::os::unix::fs::symlink(entry.path(), dir.path().join(&name)).unwrap();
         }
     }
-    // The last layer's shard, without one of its tensors (the index still
-    // names it, as a truncated upload would).
+    // The last layer's shard and the index, both without one tensor: the
+    // files are consistent, only the model build can find the gap.
     let missing = "model.layers.29.mlp.up_proj.weight";
+    let mut index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(whole.join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    index["weight_map"]
+        .as_object_mut()
+        .unwrap()
+        .remove(missing)
+        .unwrap();
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
     let mut last = candle_core::safetensors::load(
         whole.join("model-00002-of-00002.safetensors"),
         &Device::Cpu,
