@@ -94,36 +94,40 @@ fn split_repo<'a>(
     None
 }
 
-pub(crate) enum Access<'a> {
-    Ok(&'a Repo),
-    Denied(Response<Body>),
-}
-
-pub(crate) fn access<'a>(
-    state: &'a AppState,
+/// The repo `id` at `revision`, if the caller may read it: the repo and the
+/// commit, or the Hub's answer (401 `RepoNotFound` for a missing repo and
+/// for a private one without its token, 404 `RevisionNotFound`).
+// The error is the HTTP answer itself, handed straight back to axum.
+#[allow(clippy::result_large_err)]
+pub(crate) fn repo_at<'a>(
     store: &'a crate::store::Store,
     kind: Kind,
     id: &str,
+    revision: &str,
     headers: &HeaderMap,
-) -> Access<'a> {
-    let Some(repo) = store.repos.get(&(kind, id.to_string())) else {
-        return Access::Denied(status(
-            StatusCode::UNAUTHORIZED,
-            Some("RepoNotFound"),
-            "Repository not found",
-        ));
-    };
-    if !repo.tokens.is_empty()
-        && !bearer(headers).is_some_and(|t| repo.tokens.iter().any(|k| k == t))
-    {
-        let _ = state;
-        return Access::Denied(status(
-            StatusCode::UNAUTHORIZED,
-            Some("RepoNotFound"),
-            "Repository not found",
-        ));
-    }
-    Access::Ok(repo)
+) -> Result<(&'a Repo, &'a str), Response<Body>> {
+    let repo = store
+        .repos
+        .get(&(kind, id.to_string()))
+        .filter(|repo| {
+            repo.tokens.is_empty()
+                || bearer(headers).is_some_and(|t| repo.tokens.iter().any(|k| k == t))
+        })
+        .ok_or_else(|| {
+            status(
+                StatusCode::UNAUTHORIZED,
+                Some("RepoNotFound"),
+                "Repository not found",
+            )
+        })?;
+    let commit = repo.commit_of(revision).ok_or_else(|| {
+        status(
+            StatusCode::NOT_FOUND,
+            Some("RevisionNotFound"),
+            "Revision not found",
+        )
+    })?;
+    Ok((repo, commit))
 }
 
 /// Everything on the Hub origin.
@@ -204,16 +208,9 @@ fn resolve(
         return response;
     }
     let store = state.store();
-    let repo = match access(state, &store, kind, id, headers) {
-        Access::Ok(repo) => repo,
-        Access::Denied(response) => return response,
-    };
-    let Some(commit) = repo.commit_of(revision) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            Some("RevisionNotFound"),
-            "Revision not found",
-        );
+    let (repo, commit) = match repo_at(&store, kind, id, revision, headers) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let Some(entry) = repo.commits.get(commit).and_then(|files| files.get(path)) else {
         let mut response = status(
@@ -254,16 +251,9 @@ fn revision_info(
     headers: &HeaderMap,
 ) -> Response<Body> {
     let store = state.store();
-    let repo = match access(state, &store, kind, id, headers) {
-        Access::Ok(repo) => repo,
-        Access::Denied(response) => return response,
-    };
-    let Some(commit) = repo.commit_of(revision) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            Some("RevisionNotFound"),
-            "Revision not found",
-        );
+    let (repo, commit) = match repo_at(&store, kind, id, revision, headers) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let files = repo
         .commits
@@ -322,19 +312,12 @@ fn tree(
     raw_path: &str,
 ) -> Response<Body> {
     let store = state.store();
-    let repo = match access(state, &store, kind, id, headers) {
-        Access::Ok(repo) => repo,
-        Access::Denied(response) => return response,
-    };
     let Some((revision, prefix)) = tail.split_first() else {
         return status(StatusCode::NOT_FOUND, None, "Not found");
     };
-    let Some(commit) = repo.commit_of(revision) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            Some("RevisionNotFound"),
-            "Revision not found",
-        );
+    let (repo, commit) = match repo_at(&store, kind, id, revision, headers) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let prefix = prefix.join("/");
     let params: Vec<(String, String)> = query

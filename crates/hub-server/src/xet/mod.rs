@@ -84,16 +84,8 @@ pub(crate) async fn token(
     }
     {
         let store = state.store();
-        let repo = match crate::routes::access(state, &store, kind, id, headers) {
-            crate::routes::Access::Ok(repo) => repo,
-            crate::routes::Access::Denied(response) => return response,
-        };
-        if repo.commit_of(revision).is_none() {
-            return status(
-                StatusCode::NOT_FOUND,
-                Some("RevisionNotFound"),
-                "Revision not found",
-            );
+        if let Err(response) = crate::routes::repo_at(&store, kind, id, revision, headers) {
+            return response;
         }
     }
     if let Some(code) = state.faults.plan().xet_token_status {
