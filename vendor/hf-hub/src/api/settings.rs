@@ -20,6 +20,9 @@ pub(crate) struct Settings {
     pub(crate) offline: bool,
     pub(crate) disable_xet: bool,
     pub(crate) user_agent: Vec<(String, String)>,
+    /// The environment as read once at build time; the fields above are
+    /// what the builder may override.
+    env: EnvConfig,
 }
 
 impl Settings {
@@ -29,10 +32,21 @@ impl Settings {
     /// read `HF_ENDPOINT` in `from_env` only, which left dependents that
     /// build from a cache (mistral.rs) unable to use a mirror.
     pub(crate) fn from_cache(cache: Cache) -> Self {
+        Settings::with_env(EnvConfig::from_env(), cache)
+    }
+
+    pub(crate) fn from_env() -> Self {
         let env = EnvConfig::from_env();
+        let cache = Cache::new(env.cache_dir.clone());
+        let mut settings = Settings::with_env(env, cache);
+        settings.token = settings.env.token.clone().or(settings.token);
+        settings
+    }
+
+    fn with_env(env: EnvConfig, cache: Cache) -> Self {
         let token = cache.token();
         Settings {
-            endpoint: env.endpoint,
+            endpoint: env.endpoint.clone(),
             cache,
             token,
             progress: true,
@@ -42,14 +56,8 @@ impl Settings {
             offline: env.offline,
             disable_xet: env.disable_xet,
             user_agent: Vec::new(),
+            env,
         }
-    }
-
-    pub(crate) fn from_env() -> Self {
-        let env = EnvConfig::from_env();
-        let mut settings = Settings::from_cache(Cache::new(env.cache_dir.clone()));
-        settings.token = env.token.or(settings.token);
-        settings
     }
 
     pub(crate) fn cache_dir(&mut self, dir: PathBuf) {
@@ -57,17 +65,21 @@ impl Settings {
     }
 
     pub(crate) fn hub(&self) -> Result<Hub, HubError> {
+        // From the environment (Xet cache under HF_HOME as for every other
+        // caller), then what the builder set.
         let mut options = HubOptions {
             endpoint: self.endpoint.clone(),
             token: self.token.clone(),
             cache_dir: self.cache.path().clone(),
             offline: self.offline,
             user_agent: self.user_agent.clone(),
-            ..HubOptions::default()
+            ..HubOptions::from_config(&self.env)
         };
-        if self.disable_xet {
-            options.xet = crate::client::XetMode::Disabled;
-        }
+        options.xet = if self.disable_xet {
+            crate::client::XetMode::Disabled
+        } else {
+            crate::client::XetMode::Auto
+        };
         if let Some(retries) = self.retries {
             options.retry.max_attempts =
                 u32::try_from(retries).unwrap_or(u32::MAX).saturating_add(1);
