@@ -83,10 +83,7 @@ pub(crate) fn load(
     let gguf = tektra_candle::gguf::GgufFile::open(path)?;
     let content = gguf.content();
     let tokenizer = TextTokenizer::from_gguf(&content)?;
-    let architecture = match content.metadata.get("general.architecture") {
-        Some(candle_core::quantized::gguf_file::Value::String(s)) => s.clone(),
-        _ => "(none)".into(),
-    };
+    let architecture = crate::candle::gguf_architecture(&content.metadata);
     let (memory, context) = crate::candle::gguf_memory(&gguf, options)?;
     let tensors = gguf.header().tensors.len();
     drop(gguf);

@@ -1,5 +1,6 @@
 //! The architectures the candle backend runs, behind one `forward`.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -67,8 +68,8 @@ pub(crate) fn gguf_supported(arch: &str) -> bool {
 }
 
 /// The architecture a GGUF file declares (`general.architecture`).
-pub(crate) fn gguf_architecture(content: &Content) -> String {
-    match content.metadata.get("general.architecture") {
+pub(crate) fn gguf_architecture(metadata: &HashMap<String, Value>) -> String {
+    match metadata.get("general.architecture") {
         Some(Value::String(s)) => s.clone(),
         _ => String::from("(none)"),
     }
@@ -84,11 +85,11 @@ pub(crate) struct Dims {
 }
 
 /// Reads layer count, KV heads, head size and context from GGUF metadata.
-pub(crate) fn gguf_dims(content: &Content, path: &Path) -> Result<Dims> {
-    let arch = gguf_architecture(content);
+pub(crate) fn gguf_dims(metadata: &HashMap<String, Value>, path: &Path) -> Result<Dims> {
+    let arch = gguf_architecture(metadata);
     let get = |key: &str| -> Result<u64> {
         let full = format!("{arch}.{key}");
-        match content.metadata.get(&full) {
+        match metadata.get(&full) {
             Some(v) => number(v).ok_or_else(|| missing(path, &full)),
             None => Err(missing(path, &full)),
         }

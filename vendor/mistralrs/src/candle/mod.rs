@@ -16,6 +16,8 @@ use tektra_tokenizers::TextTokenizer;
 use tokio_util::sync::CancellationToken;
 
 pub use arch::SUPPORTED;
+#[cfg(feature = "mistralrs")]
+pub(crate) use arch::gguf_architecture;
 use arch::{Dims, HfConfig, LlamaParts, Model};
 
 use crate::engine::{Backend, EngineOptions, GenerationStats, Loaded, StopReason};
@@ -59,7 +61,7 @@ pub(crate) fn gguf_memory(
     gguf: &GgufFile,
     options: &EngineOptions,
 ) -> Result<(MemoryEstimate, usize)> {
-    let dims = arch::gguf_dims(&gguf.content(), gguf.path())?;
+    let dims = arch::gguf_dims(&gguf.header().metadata, gguf.path())?;
     check_memory(options, gguf.path(), gguf.tensor_bytes(), dims)
 }
 
@@ -88,7 +90,7 @@ fn load_gguf(
 ) -> Result<Loaded> {
     let gguf = GgufFile::open(path)?;
     let content = gguf.content();
-    let architecture = arch::gguf_architecture(&content);
+    let architecture = arch::gguf_architecture(&content.metadata);
     if !arch::gguf_supported(&architecture) {
         return Err(Error::Unsupported {
             found: architecture,
