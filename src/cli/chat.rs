@@ -5,7 +5,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tektra_inference::{Message, Prompt, StopReason};
@@ -37,7 +36,6 @@ pub(crate) struct Args {
 struct Turn {
     current: Mutex<Option<CancellationToken>>,
     last_interrupt: std::sync::Mutex<Option<Instant>>,
-    quit: AtomicBool,
 }
 
 fn watch_ctrl_c(turn: Arc<Turn>, quit: CancellationToken) {
@@ -60,7 +58,6 @@ fn watch_ctrl_c(turn: Arc<Turn>, quit: CancellationToken) {
                 .map(CancellationToken::cancel)
                 .is_some();
             if twice || !replying {
-                turn.quit.store(true, Ordering::SeqCst);
                 quit.cancel();
                 std::process::exit(EXIT_CANCELLED);
             }
@@ -73,7 +70,6 @@ pub(crate) async fn run(args: Args) -> i32 {
     let turn = Arc::new(Turn {
         current: Mutex::new(None),
         last_interrupt: std::sync::Mutex::new(None),
-        quit: AtomicBool::new(false),
     });
     watch_ctrl_c(turn.clone(), quit.clone());
     let runtime = match load(&args.model, &quit).await {
@@ -161,8 +157,5 @@ pub(crate) async fn run(args: Args) -> i32 {
         }
         // A stopped reply stays in the conversation as far as it got.
         history.push(Message::assistant(reply));
-        if turn.quit.load(Ordering::SeqCst) {
-            return EXIT_CANCELLED;
-        }
     }
 }
