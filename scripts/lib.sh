@@ -5,9 +5,26 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export TEKTRA_DATA="${TEKTRA_DATA:-$HOME/.cache/tektra}"
 export TEKTRA_VENV="${TEKTRA_VENV:-$TEKTRA_DATA/venv}"
 export TEKTRA_PYTHON="$TEKTRA_VENV/bin/python"
+# Benchmarks' own venv (llama-cpp-python), apart so tests never pay for it.
+export TEKTRA_BENCH_VENV="${TEKTRA_BENCH_VENV:-$TEKTRA_DATA/venv-bench}"
 export TEKTRA_TEST_MODEL="${TEKTRA_TEST_MODEL:-$TEKTRA_DATA/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 # CI keeps the cargo target dir outside the clone so runs can share it.
 if [ -n "${CI:-}" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
   export CARGO_TARGET_DIR="$TEKTRA_DATA/ci-target"
 fi
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+
+# ensure_venv DIR REQUIREMENTS: a venv at DIR with REQUIREMENTS installed,
+# redone only when that file changes (a stamp of its sha256 in DIR).
+ensure_venv() {
+  local dir="$1" req="$2"
+  local stamp="$dir/.requirements.sha256" want
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [ ! -x "$dir/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "preparing Python venv at $dir (from $(basename "$req"))"
+    python3 -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --upgrade pip
+    "$dir/bin/python" -m pip install --quiet -r "$req"
+    echo "$want" > "$stamp"
+  fi
+}
