@@ -54,8 +54,9 @@ fn fill(x: &mut u64, block: &mut [u8]) {
     }
 }
 
-/// Writes one revision (`changed`: re-randomise every 20th MiB-region up to
-/// 5%) into `blobs/` under its sha256 and returns that name.
+/// Writes one revision into `blobs/` under its sha256 and returns that name.
+/// `changed`: one MiB in every 19 (`SIZE / MIB / CHANGED_REGIONS`) is
+/// re-randomised, 52 regions, about 5%.
 fn write_blob(blobs: &Path, changed: bool) -> Result<String, String> {
     let tmp = blobs.join(if changed { "v2.tmp" } else { "v1.tmp" });
     let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| e.to_string())?);
