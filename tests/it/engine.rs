@@ -236,3 +236,35 @@ async fn mistralrs_backend_fetches_from_tektra_serve_and_our_events_come_out() {
         stderr(&out)
     );
 }
+
+/// `org/name` without a file: the engine lists the repo and takes its GGUF.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repo_without_a_file_runs_its_gguf() {
+    let hub = ModelHub::new().await;
+    let out = hub
+        .tektra(&[
+            "run",
+            "--model",
+            REPO,
+            "--prompt",
+            "The capital of France is",
+            "--raw",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(answer.starts_with(" Paris"), "{answer}");
+    let events = json_lines(&out);
+    let downloaded: Vec<&str> = events
+        .iter()
+        .filter(|e| e["stage"] == "downloading" && e["state"] == "done")
+        .filter_map(|e| e["file"].as_str())
+        .collect();
+    assert_eq!(downloaded, ["SmolLM2-135M-Instruct.Q4_1.gguf"]);
+}

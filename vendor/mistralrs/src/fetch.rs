@@ -88,17 +88,7 @@ pub async fn fetch(
                 None => Revision::main(),
             };
             if let Some(file) = file {
-                let path = RepoPath::new(file)?;
-                let snapshot = hub
-                    .download_files(&repo, &revision, &[path], reporter, cancel)
-                    .await?;
-                let Some(got) = snapshot.files.first() else {
-                    return Err(Error::BadReference {
-                        reference: model.to_string(),
-                        reason: "the Hub returned no file".into(),
-                    });
-                };
-                return local_file(&got.path);
+                return one_file(&hub, &repo, &revision, file, model, reporter, cancel).await;
             }
             let listing = if hub_options.offline {
                 None
@@ -110,22 +100,42 @@ pub async fn fetch(
                 None => Vec::new(),
             };
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            let filter = match pick_gguf(&refs) {
-                Some(gguf) => Filter::new(&[gguf], &[] as &[&str])?,
-                None => {
-                    let mut include: Vec<String> =
-                        SIDE_FILES.iter().map(|s| (*s).to_string()).collect();
-                    include.push("*.safetensors".into());
-                    include.push("*.safetensors.index.json".into());
-                    Filter::new(&include, &[] as &[&str])?
-                }
-            };
+            if let Some(gguf) = pick_gguf(&refs) {
+                return one_file(&hub, &repo, &revision, gguf, model, reporter, cancel).await;
+            }
+            let mut include: Vec<String> = SIDE_FILES.iter().map(|s| (*s).to_string()).collect();
+            include.push("*.safetensors".into());
+            include.push("*.safetensors.index.json".into());
+            let filter = Filter::new(&include, &[] as &[&str])?;
             let snapshot = hub
                 .snapshot(&repo, &revision, &filter, reporter, cancel)
                 .await?;
             local_dir(&snapshot.dir)
         }
     }
+}
+
+/// One file of a Hub repo, downloaded (or found in the cache) and verified.
+async fn one_file(
+    hub: &Hub,
+    repo: &RepoRef,
+    revision: &Revision,
+    file: &str,
+    model: &ModelRef,
+    reporter: SharedReporter,
+    cancel: &CancellationToken,
+) -> Result<ModelFiles> {
+    let path = RepoPath::new(file)?;
+    let snapshot = hub
+        .download_files(repo, revision, &[path], reporter, cancel)
+        .await?;
+    let Some(got) = snapshot.files.first() else {
+        return Err(Error::BadReference {
+            reference: model.to_string(),
+            reason: "the Hub returned no file".into(),
+        });
+    };
+    local_file(&got.path)
 }
 
 fn local_file(path: &Path) -> Result<ModelFiles> {
