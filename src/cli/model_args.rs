@@ -85,25 +85,25 @@ impl ModelArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct SamplingArgs {
     /// 0 for greedy decoding.
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = Sampling::default().temperature)]
     temperature: f32,
     /// Keep the k most likely tokens (0: off).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = Sampling::default().top_k)]
     top_k: usize,
     /// Nucleus sampling threshold (1: off).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = Sampling::default().top_p)]
     top_p: f32,
     /// Drop tokens below this fraction of the best one (0: off).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = Sampling::default().min_p)]
     min_p: f32,
     /// Penalty on recently used tokens (1: off).
-    #[arg(long, default_value_t = 1.1)]
+    #[arg(long, default_value_t = Sampling::default().repeat_penalty)]
     repeat_penalty: f32,
     /// Random seed.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = Sampling::default().seed)]
     seed: u64,
     /// Most tokens to generate.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = Sampling::default().max_tokens)]
     max_tokens: usize,
     /// Stop at this text (repeatable).
     #[arg(long)]
@@ -118,10 +118,10 @@ impl SamplingArgs {
             top_p: self.top_p,
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
-            repeat_last_n: 64,
             seed: self.seed,
             max_tokens: self.max_tokens,
             stop: self.stop.clone(),
+            ..Sampling::default()
         }
     }
 }

@@ -68,7 +68,7 @@ fn config(options: &HubOptions) -> XetConfig {
 
 /// Where hf-xet keeps its chunk cache (`HubOptions::xet_cache_dir`, else
 /// `<cache_dir>/.xet`).
-pub(crate) fn cache_dir(options: &HubOptions) -> PathBuf {
+fn cache_dir(options: &HubOptions) -> PathBuf {
     options
         .xet_cache_dir
         .clone()

@@ -178,7 +178,7 @@ async fn fetch(
     })
 }
 
-pub(crate) fn now_secs() -> u64 {
+fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
