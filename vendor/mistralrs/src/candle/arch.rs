@@ -174,9 +174,23 @@ pub(crate) struct HfConfig {
     pub(crate) num_key_value_heads: Option<u64>,
     pub(crate) hidden_size: Option<u64>,
     pub(crate) max_position_embeddings: Option<u64>,
+    /// The stored dtype; newer transformers write `dtype`, older
+    /// `torch_dtype` (some configs carry both).
+    #[serde(default)]
+    torch_dtype: Option<String>,
+    #[serde(default)]
+    dtype: Option<String>,
 }
 
 impl HfConfig {
+    /// Whether the weights are stored as f32 (else 16-bit is assumed).
+    pub(crate) fn stored_f32(&self) -> bool {
+        self.dtype
+            .as_ref()
+            .or(self.torch_dtype.as_ref())
+            .is_some_and(|d| d == "float32")
+    }
+
     /// `model_type`, else the first `architectures` entry.
     pub(crate) fn architecture(&self) -> String {
         self.model_type

@@ -168,7 +168,7 @@ fn load_llama_safetensors(
         .map(|m| m.len())
         .sum();
     // Weights are kept in f32 on the CPU: 16-bit files double in memory.
-    let weights = if text.contains("\"float32\"") {
+    let weights = if hf.stored_f32() {
         stored
     } else {
         stored.saturating_mul(2)
