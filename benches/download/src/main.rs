@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tektra_bench_support::{Cost, Served, run};
+use tektra_bench_support::{Cost, Served, data_dir, fill_random, run};
 
 const SIZE: u64 = 1 << 30;
 const CAP: u64 = 50_000_000;
@@ -30,10 +30,7 @@ fn paths() -> Result<Paths, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = exe.parent().ok_or("no exe dir")?.to_path_buf();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let data = std::env::var_os("TEKTRA_DATA").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tektra"),
-        PathBuf::from,
-    );
+    let data = data_dir();
     Ok(Paths {
         tektra: dir.join("tektra"),
         upstream: root.join("benches/upstream-hf-hub/target/release/upstream-hf-hub-bench"),
@@ -53,12 +50,7 @@ fn ensure_file(repos: &Path) -> Result<(), String> {
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut block = vec![0u8; 1 << 20];
     for _ in 0..SIZE >> 20 {
-        for word in block.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes());
-        }
+        fill_random(&mut x, &mut block);
         out.write_all(&block).map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| e.to_string())

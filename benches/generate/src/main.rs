@@ -57,10 +57,7 @@ fn paths() -> Result<Paths> {
         .context("no folder for the executable")?
         .to_path_buf();
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data_root = std::env::var_os("TEKTRA_DATA").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tektra"),
-        PathBuf::from,
-    );
+    let data_root = tektra_bench_support::data_dir();
     let data = data_root.join("bench/generate");
     let venv = std::env::var_os("TEKTRA_BENCH_VENV")
         .map_or_else(|| data_root.join("venv-bench"), PathBuf::from);

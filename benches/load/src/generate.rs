@@ -17,18 +17,10 @@ const KV_HEADS: usize = 2;
 const VOCAB: usize = 32000;
 const SHARDS: usize = 4;
 
-/// Where generated data lives: `$TEKTRA_DATA` (default `~/.cache/tektra`),
-/// never the repository.
-pub(crate) fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TEKTRA_DATA") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".cache").join("tektra")
-}
-
 pub(crate) fn model_dir() -> PathBuf {
-    data_dir().join("bench").join("llama-bf16-2g")
+    tektra_bench_support::data_dir()
+        .join("bench")
+        .join("llama-bf16-2g")
 }
 
 /// Tensor names and shapes, in the order transformers writes them.

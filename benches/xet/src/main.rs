@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
-use tektra_bench_support::{Cost, Served, run};
+use tektra_bench_support::{Cost, Served, data_dir, fill_random, run};
 
 const SIZE: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -34,24 +34,11 @@ struct Paths {
 fn paths() -> Result<Paths, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = exe.parent().ok_or("no exe dir")?.to_path_buf();
-    let data = std::env::var_os("TEKTRA_DATA").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/tektra"),
-        PathBuf::from,
-    );
+    let data = data_dir();
     Ok(Paths {
         tektra: dir.join("tektra"),
         data: data.join("bench/xet"),
     })
-}
-
-/// xorshift64 blocks: nothing compresses or repeats.
-fn fill(x: &mut u64, block: &mut [u8]) {
-    for word in block.chunks_exact_mut(8) {
-        *x ^= *x << 13;
-        *x ^= *x >> 7;
-        *x ^= *x << 17;
-        word.copy_from_slice(&x.to_le_bytes());
-    }
 }
 
 /// Writes one revision into `blobs/` under its sha256 and returns that name.
@@ -67,9 +54,9 @@ fn write_blob(blobs: &Path, changed: bool) -> Result<String, String> {
     let mut spare = vec![0u8; MIB as usize];
     let step = (SIZE / MIB) / CHANGED_REGIONS;
     for i in 0..SIZE / MIB {
-        fill(&mut base, &mut block);
+        fill_random(&mut base, &mut block);
         let data = if changed && i % step == step / 2 && i / step < CHANGED_REGIONS {
-            fill(&mut other, &mut spare);
+            fill_random(&mut other, &mut spare);
             &spare
         } else {
             &block
