@@ -33,6 +33,10 @@ pub(crate) struct XetCas {
     /// sha256 of a file -> its Xet hash, so each content is uploaded once.
     hashes: Mutex<HashMap<String, String>>,
     pub(crate) http: reqwest::Client,
+    /// The uploading session's own shard cache. hf-xet's default one is
+    /// shared by every process of the user, and an upload skips content it
+    /// finds there, which a fresh CAS does not have (downloads then get 404).
+    _client_cache: tempfile::TempDir,
 }
 
 impl XetCas {
@@ -50,7 +54,9 @@ impl XetCas {
             None => LocalTestServerBuilder::new(),
         };
         let upstream = builder.start().await;
+        let client_cache = tempfile::tempdir()?;
         let session = XetSessionBuilder::new()
+            .with_cache_dir(client_cache.path())
             .build()
             .map_err(|e| std::io::Error::other(format!("starting a Xet session: {e}")))?;
         let closed_url = closed_port_url(proxy_addr)?;
@@ -65,6 +71,7 @@ impl XetCas {
             closed_url,
             hashes: Mutex::new(HashMap::new()),
             http,
+            _client_cache: client_cache,
         })
     }
 
