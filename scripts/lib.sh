@@ -8,11 +8,26 @@ export TEKTRA_PYTHON="$TEKTRA_VENV/bin/python"
 # Benchmarks' own venv (llama-cpp-python), apart so tests never pay for it.
 export TEKTRA_BENCH_VENV="${TEKTRA_BENCH_VENV:-$TEKTRA_DATA/venv-bench}"
 export TEKTRA_TEST_MODEL="${TEKTRA_TEST_MODEL:-$TEKTRA_DATA/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
-# CI keeps the cargo target dir outside the clone so runs can share it.
+# CI keeps the cargo target dir outside the clone so runs can share it,
+# without incremental caches: a fresh clone gains little from them and they
+# grow by gigabytes (the disk is shared with everything else on the machine).
 if [ -n "${CI:-}" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
   export CARGO_TARGET_DIR="$TEKTRA_DATA/ci-target"
+  export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 fi
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+
+# warn_if_disk_low DIR GIB: says so, up front, when the filesystem holding
+# DIR has less than GIB GiB free, rather than letting a build or a test
+# fail later with "No space left on device".
+warn_if_disk_low() {
+  local dir="$1" want="$2" free
+  mkdir -p "$dir"
+  free="$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1048576) }')"
+  if [ "$free" -lt "$want" ]; then
+    log "WARNING: ${free} GiB free under $dir; a cold build and the tests need about ${want} GiB"
+  fi
+}
 
 # ensure_venv DIR REQUIREMENTS: a venv at DIR with REQUIREMENTS installed,
 # redone only when that file changes (a stamp of its sha256 in DIR).
