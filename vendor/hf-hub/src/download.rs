@@ -136,6 +136,37 @@ impl Hub {
         .await
     }
 
+    /// The files of `repo` at `revision` that are in the cache now, found
+    /// without a request (online or offline): what an offline caller can
+    /// choose from.
+    ///
+    /// ```no_run
+    /// # async fn f(hub: &hf_hub::Hub) -> Result<(), hf_hub::HubError> {
+    /// use hf_hub::ids::{RepoRef, Revision};
+    /// let repo = RepoRef::model("HuggingFaceTB/SmolLM2-135M-Instruct")?;
+    /// for path in hub.cached_files(&repo, &Revision::main())? {
+    ///     println!("{path}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn cached_files(
+        &self,
+        repo: &RepoRef,
+        revision: &Revision,
+    ) -> Result<Vec<RepoPath>, HubError> {
+        let repo_cache = self.cache().repo(repo);
+        let Some(commit) = repo_cache.commit_of(revision) else {
+            return Err(HubError::NotCached {
+                what: format!("{repo}@{revision} (no ref for this revision)"),
+                cache: self.cache().root().to_path_buf(),
+            });
+        };
+        let dir = repo_cache.snapshot_dir(&commit);
+        let mut present = list_snapshot(&dir)?;
+        present.retain(|p| repo_cache.snapshot_path(&commit, p).is_file());
+        Ok(present)
+    }
+
     /// Downloads the given files of a repo, several at once, with one
     /// progress stream. Every file is resolved first, so a missing one fails
     /// before any byte moves.

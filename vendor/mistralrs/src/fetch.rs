@@ -90,15 +90,14 @@ pub async fn fetch(
             if let Some(file) = file {
                 return one_file(&hub, &repo, &revision, file, model, reporter, cancel).await;
             }
+            // Offline, the choice is among what the cache holds: a GGUF
+            // fetched earlier is found without asking for safetensors.
             let listing = if hub_options.offline {
-                None
+                hub.cached_files(&repo, &revision)?
             } else {
-                Some(hub.repo_info(&repo, &revision, cancel).await?)
+                hub.repo_info(&repo, &revision, cancel).await?.files
             };
-            let names: Vec<String> = match &listing {
-                Some(l) => l.files.iter().map(|p| p.as_str().to_string()).collect(),
-                None => Vec::new(),
-            };
+            let names: Vec<String> = listing.iter().map(|p| p.as_str().to_string()).collect();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             if let Some(gguf) = pick_gguf(&refs) {
                 return one_file(&hub, &repo, &revision, gguf, model, reporter, cancel).await;

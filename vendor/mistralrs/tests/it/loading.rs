@@ -137,3 +137,61 @@ async fn a_missing_model_offline_says_what_is_missing() {
         "{err}"
     );
 }
+
+/// `org/name` without a file picks a GGUF from the Hub's listing online;
+/// offline it picks among the files the cache holds, so the same reference
+/// keeps working without a network, even when the cache knows the repo's
+/// whole listing (here from a `*.gguf` snapshot) and its safetensors
+/// weights were never fetched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repo_fetched_by_name_loads_offline_by_the_same_name() {
+    let repos = tempfile::tempdir().unwrap();
+    let repo = repos.path().join("org/SmolLM2");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::os::unix::fs::symlink(
+        tektra_testdata::smollm2_gguf(),
+        repo.join("smollm2.Q4_1.gguf"),
+    )
+    .unwrap();
+    std::fs::write(repo.join("model.safetensors"), b"never fetched").unwrap();
+    std::fs::write(repo.join("config.json"), b"{}").unwrap();
+    let server = Server::builder(Store::open(repos.path()).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut options = EngineOptions::default();
+    options.hub.endpoint = server.url();
+    options.hub.cache_dir = cache.path().to_path_buf();
+    options.hub.offline = false;
+    options.hub.token = None;
+    let cancel = CancellationToken::new();
+    let hub = hf_hub::Hub::new(options.hub.clone()).unwrap();
+    let gguf_only = hf_hub::filter::Filter::new(&["*.gguf"], &[] as &[&str]).unwrap();
+    hub.snapshot(
+        &hf_hub::ids::RepoRef::model("org/SmolLM2").unwrap(),
+        &hf_hub::ids::Revision::main(),
+        &gguf_only,
+        tektra_progress::silent(),
+        &cancel,
+    )
+    .await
+    .unwrap();
+    drop(server);
+
+    options.hub.offline = true;
+    let model: ModelRef = "org/SmolLM2".parse().unwrap();
+    let engine = Engine::load(&model, &options, tektra_progress::silent(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(engine.info().tensors, 272);
+    // A repo the cache has never seen is named as missing.
+    let absent: ModelRef = "org/never-fetched".parse().unwrap();
+    let err = Engine::load(&absent, &options, tektra_progress::silent(), &cancel)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("offline") && err.to_string().contains("org/never-fetched"),
+        "{err}"
+    );
+}
