@@ -20,6 +20,10 @@ pub(crate) struct Args {
     /// Convert safetensors floats to f32, f16 or bf16 while reading (default: as stored).
     #[arg(long, value_parser = ["f32", "f16", "bf16"])]
     dtype: Option<String>,
+    /// Don't ask Linux for huge pages for converted tensors: faster in VMs
+    /// whose hypervisor reclaims freed memory (see tektra-candle's README).
+    #[arg(long)]
+    no_huge_pages: bool,
     #[command(flatten)]
     hub: HubArgs,
     #[command(flatten)]
@@ -68,11 +72,12 @@ async fn load(args: &Args) -> Result<(), (String, i32)> {
     let reporter = display.reporter();
     let path = files.path().to_path_buf();
     let stop = cancel.clone();
+    let huge_pages = !args.no_huge_pages;
     let loaded = tokio::task::spawn_blocking(move || {
         let options = tektra_candle::LoadOptions {
             device,
             dtype,
-            ..tektra_candle::LoadOptions::default()
+            huge_pages,
         };
         tektra_candle::load(&path, &options, reporter, &stop)
     })

@@ -268,3 +268,38 @@ async fn a_repo_without_a_file_runs_its_gguf() {
         .collect();
     assert_eq!(downloaded, ["SmolLM2-135M-Instruct.Q4_1.gguf"]);
 }
+
+/// A bf16 safetensors file written by hand (header length, JSON header,
+/// data), loaded as f32 with and without huge pages: same tensors, same
+/// bytes, both ways.
+#[tokio::test(flavor = "multi_thread")]
+async fn load_converts_safetensors_with_and_without_huge_pages() {
+    let hub = ModelHub::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, cols) = (512usize, 1024usize);
+    let data: Vec<u8> = (0..rows * cols)
+        .flat_map(|i| ((i % 251) as u16 + 0x3f00).to_le_bytes())
+        .collect();
+    let header = format!(
+        r#"{{"w":{{"dtype":"BF16","shape":[{rows},{cols}],"data_offsets":[0,{}]}}}}"#,
+        data.len()
+    );
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.extend_from_slice(&data);
+    let path = dir.path().join("w.safetensors");
+    std::fs::write(&path, file).unwrap();
+    let mut reports = Vec::new();
+    for extra in [None, Some("--no-huge-pages")] {
+        let mut args = vec!["load", path.to_str().unwrap(), "--dtype", "f32", "--json"];
+        args.extend(extra);
+        let out = hub.tektra(&args).output().unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        let report = json_lines(&out).last().unwrap()["report"].clone();
+        assert_eq!(report["tensors"], 1, "{report}");
+        reports.push(report["bytes"].clone());
+    }
+    assert_eq!(reports[0], reports[1]);
+    // The report counts the bytes read from the file.
+    assert_eq!(reports[0], (rows * cols * 2) as u64);
+}
