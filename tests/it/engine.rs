@@ -107,7 +107,10 @@ async fn chat_over_piped_stdin_keeps_the_conversation_and_ctrl_c_stops_a_reply()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    writeln!(stdin, "What is the capital of France?").unwrap();
+    // A question with a long answer, so the reply is still streaming when
+    // the Ctrl-C lands (a short one could end first, and Ctrl-C between
+    // replies quits).
+    writeln!(stdin, "Write a long story about a dragon and a knight.").unwrap();
     // The first reply streams; wait for a few bytes of it, then Ctrl-C.
     let mut first = [0u8; 3];
     stdout.read_exact(&mut first).unwrap();
