@@ -82,9 +82,10 @@ fn cancellation_mid_load_returns_promptly_and_frees_memory() {
         "took {:?} to stop",
         returned - at
     );
-    // The partial outputs were allocated (so there was memory to free) ...
+    // A partial output was allocated (so there was memory to free): at
+    // least one 128 MiB f32 buffer, both when two workers had started ...
     assert!(
-        t.live_at_cancel - baseline > 200 << 20,
+        t.live_at_cancel - baseline > 100 << 20,
         "only {} bytes live",
         t.live_at_cancel - baseline
     );
