@@ -66,17 +66,16 @@ impl Fixture {
 
     pub fn python(&self, script: &str, offline: bool) -> std::process::Output {
         let mut cmd = Command::new(tektra_testdata::python());
-        cmd.arg("-c")
-            .arg(script)
-            .env_remove("HF_TOKEN")
-            .env("HF_HOME", self.home.path())
+        cmd.arg("-c").arg(script);
+        for var in HUB_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.env("HF_HOME", self.home.path())
             .env("HF_ENDPOINT", self.server.url())
             .env("HF_HUB_DISABLE_TELEMETRY", "1")
             .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
         if offline {
             cmd.env("HF_HUB_OFFLINE", "1");
-        } else {
-            cmd.env_remove("HF_HUB_OFFLINE");
         }
         cmd.output().unwrap()
     }
@@ -137,16 +136,29 @@ pub async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// The caller's Hub settings that must not reach a child under test: a
+/// real token, a shared cache, offline or Xet switches.
+const HUB_ENV: &[&str] = &[
+    "HF_TOKEN",
+    "HF_TOKEN_PATH",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_OFFLINE",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_XET_CACHE",
+    "HF_HUB_DISABLE_XET",
+    "HF_ENDPOINT",
+];
+
 /// `tektra ARGS` with only `home` as HF_HOME and `server` as the Hub: none of
 /// the caller's Hub settings (token, offline, cache, Xet switch) leak in.
 pub fn tektra(args: &[&str], home: &Path, server: &Server) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
-    cmd.args(args)
-        .env_remove("HF_TOKEN")
-        .env_remove("HF_HUB_OFFLINE")
-        .env_remove("HF_HUB_CACHE")
-        .env_remove("HF_HUB_DISABLE_XET")
-        .env("HF_HOME", home)
+    cmd.args(args);
+    for var in HUB_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("HF_HOME", home)
         .env("HF_ENDPOINT", server.url())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
