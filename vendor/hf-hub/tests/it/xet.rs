@@ -52,7 +52,10 @@ impl XetFixture {
             cache_dir: self.home.path().join(format!("hub-{mode:?}")),
             xet_cache_dir: Some(self.home.path().join(format!("xet-{mode:?}"))),
             xet: mode,
-            read_timeout: Duration::from_secs(2),
+            // Also the Xet stall detector's limit: short enough that the
+            // stalled-CAS test falls back quickly, long enough that a busy
+            // machine's slow start is not taken for a stall.
+            read_timeout: Duration::from_secs(4),
             ..HubOptions::default()
         };
         options.retry.base_delay = Duration::from_millis(10);
