@@ -30,6 +30,9 @@ pub(crate) struct XetCas {
     pub(crate) proxy_url: String,
     /// A loopback port nobody listens on (the "CAS down" fault).
     closed_url: String,
+    /// Holds that port bound without listening, so connections are refused
+    /// and no other process can take it while the server runs.
+    _closed: tokio::net::TcpSocket,
     /// sha256 of a file -> its Xet hash, so each content is uploaded once.
     hashes: Mutex<HashMap<String, String>>,
     pub(crate) http: reqwest::Client,
@@ -59,7 +62,7 @@ impl XetCas {
             .with_cache_dir(client_cache.path())
             .build()
             .map_err(|e| std::io::Error::other(format!("starting a Xet session: {e}")))?;
-        let closed_url = closed_port_url(proxy_addr)?;
+        let (closed, closed_url) = closed_port(proxy_addr)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -69,6 +72,7 @@ impl XetCas {
             session,
             proxy_url: format!("http://{proxy_addr}"),
             closed_url,
+            _closed: closed,
             hashes: Mutex::new(HashMap::new()),
             http,
             _client_cache: client_cache,
@@ -155,13 +159,17 @@ fn access_token(state: &AppState, id: &str, exp: u64) -> String {
     format!("xet_{}", hex::encode(h.finalize()))
 }
 
-/// A URL on the proxy's host at a port that was free a moment ago and is
-/// closed now: connections to it are refused.
-fn closed_port_url(near: SocketAddr) -> std::io::Result<String> {
-    let listener = std::net::TcpListener::bind(SocketAddr::new(near.ip(), 0))?;
-    let addr = listener.local_addr()?;
-    drop(listener);
-    Ok(format!("http://{addr}"))
+/// A socket bound to a port on the proxy's host that never listens, and
+/// its URL: connections to it are refused for as long as the socket lives.
+fn closed_port(near: SocketAddr) -> std::io::Result<(tokio::net::TcpSocket, String)> {
+    let socket = if near.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(near.ip(), 0))?;
+    let addr = socket.local_addr()?;
+    Ok((socket, format!("http://{addr}")))
 }
 
 /// Uploads every LFS file of the store that has no Xet hash yet and records
