@@ -1,11 +1,48 @@
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tektra_hub_server::{Kind, Server, Store};
 
 pub const TOKEN: &str = "hf_cli_test_token";
 pub const BIG: usize = 48 << 20;
+
+/// A child process that is killed and reaped if the test ends (or panics)
+/// while it still runs, so no `tektra` outlives its test.
+pub struct Running(Option<Child>);
+
+impl Running {
+    pub fn spawn(cmd: &mut Command) -> Running {
+        Running(Some(cmd.spawn().unwrap()))
+    }
+
+    /// The child, for waiting on it to the end.
+    pub fn into_inner(mut self) -> Child {
+        self.0.take().expect("the child is there until dropped")
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("the child is there until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the child is there until dropped")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
 
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

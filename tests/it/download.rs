@@ -52,17 +52,14 @@ async fn whole_repo_with_json_events_and_the_snapshot_path() {
 async fn killed_half_way_resumes_and_fetches_about_one_chunk_again() {
     let fx = Fixture::new().await;
     rate_limited(&fx, 2 << 20);
-    let mut child = fx
-        .tektra(&[
-            "download",
-            "org/model",
-            "weights.bin",
-            "--connections",
-            "4",
-            "--quiet",
-        ])
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(&mut fx.tektra(&[
+        "download",
+        "org/model",
+        "weights.bin",
+        "--connections",
+        "4",
+        "--quiet",
+    ]));
     let blobs = fx.cache().join("models--org--model/blobs");
     wait_until(Duration::from_secs(60), || {
         journal_covered(&blobs) >= BIG as u64 / 2
@@ -103,10 +100,7 @@ async fn killed_half_way_resumes_and_fetches_about_one_chunk_again() {
 async fn ctrl_c_stops_within_a_second_and_the_rerun_resumes() {
     let fx = Fixture::new().await;
     rate_limited(&fx, 1 << 20);
-    let mut child = fx
-        .tektra(&["download", "org/model", "weights.bin"])
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(&mut fx.tektra(&["download", "org/model", "weights.bin"]));
     wait_until(Duration::from_secs(30), || {
         fx.server.stats().content_bytes > 4 << 20
     })
@@ -125,7 +119,7 @@ async fn ctrl_c_stops_within_a_second_and_the_rerun_resumes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let took = sent.elapsed();
-    let out = child.wait_with_output().unwrap();
+    let out = child.into_inner().wait_with_output().unwrap();
     assert_eq!(status.code(), Some(130), "{}", stderr(&out));
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
@@ -155,9 +149,12 @@ async fn two_processes_fetching_one_file_share_the_work() {
     let fx = Fixture::new().await;
     rate_limited(&fx, 8 << 20);
     let args = ["download", "org/model", "weights.bin", "-q"];
-    let a = fx.tektra(&args).spawn().unwrap();
-    let b = fx.tektra(&args).spawn().unwrap();
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let a = Running::spawn(&mut fx.tektra(&args));
+    let b = Running::spawn(&mut fx.tektra(&args));
+    let (a, b) = (
+        a.into_inner().wait_with_output().unwrap(),
+        b.into_inner().wait_with_output().unwrap(),
+    );
     assert!(
         a.status.success() && b.status.success(),
         "{} / {}",

