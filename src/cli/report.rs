@@ -34,18 +34,12 @@ pub(crate) struct OutputArgs {
 }
 
 impl OutputArgs {
-    /// The display mode these flags ask for.
+    /// The display mode these flags ask for: `--json` wins, then `--quiet`;
+    /// bars only on a terminal.
     pub(crate) fn mode(self) -> Mode {
-        Mode::from_flags(self.json, self.quiet)
-    }
-}
-
-impl Mode {
-    /// From the common flags: `--json` wins, then `--quiet`; bars only on a terminal.
-    pub(crate) fn from_flags(json: bool, quiet: bool) -> Mode {
-        if json {
+        if self.json {
             Mode::Json
-        } else if quiet || !std::io::stderr().is_terminal() {
+        } else if self.quiet || !std::io::stderr().is_terminal() {
             Mode::Quiet
         } else {
             Mode::Bars

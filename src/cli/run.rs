@@ -28,7 +28,6 @@ pub(crate) struct Args {
     sampling: SamplingArgs,
 }
 
-/// Loads the model with the stages drawn on stderr; `None` after printing why not.
 /// Loads `model` with its stages shown on stderr (as `--json`/`--quiet` say);
 /// on failure prints the one-line reason and gives the exit code.
 pub(crate) async fn load(
@@ -36,7 +35,7 @@ pub(crate) async fn load(
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Runtime, i32> {
     let display = Display::start(model.output.mode());
-    let loaded = load_quietly(model, &display, cancel).await;
+    let loaded = load_reporting_to(model, &display, cancel).await;
     display.finish().await;
     loaded.map_err(|(reason, code)| {
         print_error(model.output.json, &reason);
@@ -44,7 +43,8 @@ pub(crate) async fn load(
     })
 }
 
-async fn load_quietly(
+/// The load itself, its events to `display`; the reason and exit code on failure.
+async fn load_reporting_to(
     model: &ModelArgs,
     display: &Display,
     cancel: &tokio_util::sync::CancellationToken,
