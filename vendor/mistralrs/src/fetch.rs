@@ -97,9 +97,8 @@ pub async fn fetch(
             } else {
                 hub.repo_info(&repo, &revision, cancel).await?.files
             };
-            let names: Vec<String> = listing.iter().map(|p| p.as_str().to_string()).collect();
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            if let Some(gguf) = pick_gguf(&refs) {
+            let names: Vec<&str> = listing.iter().map(RepoPath::as_str).collect();
+            if let Some(gguf) = pick_gguf(&names) {
                 return one_file(&hub, &repo, &revision, gguf, model, reporter, cancel).await;
             }
             let mut include: Vec<String> = SIDE_FILES.iter().map(|s| (*s).to_string()).collect();
