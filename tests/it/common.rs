@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tektra_hub_server::{Kind, Server, Store};
+use tektra_hub_server::{Kind, Server, ServerBuilder, Store};
 
 pub const TOKEN: &str = "hf_cli_test_token";
 pub const BIG: usize = 48 << 20;
@@ -57,30 +57,51 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// Writes `data` at `rel` under `dir`, making folders as needed.
+pub fn put(dir: &Path, rel: &str, data: &[u8]) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, data).unwrap();
+}
+
+/// A local Hub serving a folder of repos, and an empty HF_HOME for the CLI.
 pub struct Fixture {
-    pub repos: tempfile::TempDir,
+    repos: tempfile::TempDir,
     pub home: tempfile::TempDir,
     pub server: Server,
 }
 
 impl Fixture {
+    /// `org/model` (a config, a 48 MiB file, a nested note) and
+    /// `org/private` (readable with [`TOKEN`]), served over HTTP.
     pub async fn new() -> Fixture {
         let repos = tempfile::tempdir().unwrap();
-        let put = |rel: &str, data: &[u8]| {
-            let p = repos.path().join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, data).unwrap();
-        };
         put(
+            repos.path(),
             "org/model/config.json",
             br#"{"architectures": ["LlamaForCausalLM"]}"#,
         );
-        put("org/model/weights.bin", &bytes(BIG, 7));
-        put("org/model/extra/notes.md", b"notes\n");
-        put("org/private/model.safetensors", &bytes(2 << 20, 8));
-        let mut store = Store::open(repos.path()).unwrap();
-        store.set_tokens(Kind::Model, "org/private", vec![TOKEN.into()]);
-        let server = Server::builder(store).start().await.unwrap();
+        put(repos.path(), "org/model/weights.bin", &bytes(BIG, 7));
+        put(repos.path(), "org/model/extra/notes.md", b"notes\n");
+        put(
+            repos.path(),
+            "org/private/model.safetensors",
+            &bytes(2 << 20, 8),
+        );
+        Fixture::serve(repos, |mut store| {
+            store.set_tokens(Kind::Model, "org/private", vec![TOKEN.into()]);
+            Server::builder(store)
+        })
+        .await
+    }
+
+    /// Serves `repos` with the server `build` makes from their store.
+    pub async fn serve(
+        repos: tempfile::TempDir,
+        build: impl FnOnce(Store) -> ServerBuilder,
+    ) -> Fixture {
+        let store = Store::open(repos.path()).unwrap();
+        let server = build(store).start().await.unwrap();
         Fixture {
             repos,
             home: tempfile::tempdir().unwrap(),

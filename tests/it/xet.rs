@@ -1,53 +1,33 @@
 //! `tektra download` against a server with a Xet CAS: `--use-xet`,
 //! `--no-xet`, HF_HUB_DISABLE_XET, the fallback and its one warning line.
 
-use std::process::Command;
-
-use tektra_hub_server::{FaultPlan, Kind, Server, Store};
+use tektra_hub_server::{FaultPlan, Kind, Server};
 
 use crate::common::*;
 
 const SIZE: usize = 16 << 20;
 
-struct XetFixture {
-    repos: tempfile::TempDir,
-    home: tempfile::TempDir,
-    server: Server,
-}
-
-impl XetFixture {
-    async fn new() -> XetFixture {
-        let repos = tempfile::tempdir().unwrap();
-        let put = |rel: &str, data: &[u8]| {
-            let p = repos.path().join(rel);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, data).unwrap();
-        };
-        put("org/xet/weights.bin", &bytes(SIZE, 21));
-        put("org/xet/config.json", b"{}");
-        put("org/private/model.safetensors", &bytes(1 << 20, 22));
-        let mut store = Store::open(repos.path()).unwrap();
+/// `org/xet` (a 16 MiB file in Xet, a small config) and `org/private`
+/// (readable with [`TOKEN`]), served with a CAS.
+async fn xet_fixture() -> Fixture {
+    let repos = tempfile::tempdir().unwrap();
+    put(repos.path(), "org/xet/weights.bin", &bytes(SIZE, 21));
+    put(repos.path(), "org/xet/config.json", b"{}");
+    put(
+        repos.path(),
+        "org/private/model.safetensors",
+        &bytes(1 << 20, 22),
+    );
+    Fixture::serve(repos, |mut store| {
         store.set_tokens(Kind::Model, "org/private", vec![TOKEN.into()]);
-        let server = Server::builder(store).xet(None).start().await.unwrap();
-        XetFixture {
-            repos,
-            home: tempfile::tempdir().unwrap(),
-            server,
-        }
-    }
-
-    fn tektra(&self, args: &[&str]) -> Command {
-        crate::common::tektra(args, self.home.path(), &self.server)
-    }
-
-    fn source(&self, rel: &str) -> Vec<u8> {
-        std::fs::read(self.repos.path().join(rel)).unwrap()
-    }
+        Server::builder(store).xet(None)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn use_xet_downloads_through_the_cas_with_progress() {
-    let fx = XetFixture::new().await;
+    let fx = xet_fixture().await;
     let out = fx
         .tektra(&["download", "org/xet", "weights.bin", "--use-xet", "--json"])
         .output()
@@ -72,7 +52,7 @@ async fn use_xet_downloads_through_the_cas_with_progress() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_cas_falls_back_with_one_warning_line() {
-    let fx = XetFixture::new().await;
+    let fx = xet_fixture().await;
     fx.server.faults().set(FaultPlan {
         xet_cas_down: true,
         ..FaultPlan::default()
@@ -99,7 +79,7 @@ async fn a_broken_cas_falls_back_with_one_warning_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn use_xet_with_a_broken_cas_fails_clearly() {
-    let fx = XetFixture::new().await;
+    let fx = xet_fixture().await;
     fx.server.faults().set(FaultPlan {
         xet_cas_down: true,
         ..FaultPlan::default()
@@ -120,7 +100,7 @@ async fn use_xet_with_a_broken_cas_fails_clearly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_xet_and_hf_hub_disable_xet_stay_on_http() {
-    let fx = XetFixture::new().await;
+    let fx = xet_fixture().await;
     let out = fx
         .tektra(&["download", "org/xet", "weights.bin", "--no-xet", "-q"])
         .output()
@@ -145,7 +125,7 @@ async fn no_xet_and_hf_hub_disable_xet_stay_on_http() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_private_repos_token_goes_to_the_token_endpoint_only() {
-    let fx = XetFixture::new().await;
+    let fx = xet_fixture().await;
     let out = fx
         .tektra(&[
             "download",
