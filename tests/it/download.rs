@@ -247,16 +247,18 @@ async fn a_failing_disk_is_a_clear_error_and_the_rerun_resumes() {
     // A full disk: files may not grow past 16 MiB (bash's `ulimit -f` counts
     // KiB), and SIGXFSZ is ignored so the write fails with EFBIG instead of
     // killing the process.
-    let mut cmd = fx.tektra(&[]);
-    cmd.env("TEKTRA", tektra);
-    let out = std::process::Command::new("bash")
+    let mut bash = std::process::Command::new("bash");
+    // The same environment `fx.tektra` gives: its settings and removals.
+    for (key, value) in fx.tektra(&[]).get_envs() {
+        match value {
+            Some(value) => bash.env(key, value),
+            None => bash.env_remove(key),
+        };
+    }
+    let out = bash
+        .env("TEKTRA", tektra)
         .arg("-c")
         .arg("trap '' XFSZ; ulimit -f 16384; exec \"$TEKTRA\" download org/model weights.bin -q --connections 1")
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env_remove("HF_TOKEN")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
