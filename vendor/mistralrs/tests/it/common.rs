@@ -12,6 +12,17 @@ pub fn offline_options() -> EngineOptions {
     options
 }
 
+/// Options that reach `endpoint` (no token) and keep the Hub cache in
+/// `cache`, whatever the environment says.
+pub fn online_options(endpoint: String, cache: &std::path::Path) -> EngineOptions {
+    let mut options = EngineOptions::default();
+    options.hub.endpoint = endpoint;
+    options.hub.cache_dir = cache.to_path_buf();
+    options.hub.offline = false;
+    options.hub.token = None;
+    options
+}
+
 pub async fn smollm() -> Engine {
     let model = ModelRef::File(tektra_testdata::smollm2_gguf());
     Engine::load(

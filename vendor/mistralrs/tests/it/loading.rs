@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use tektra_hub_server::{Server, Store};
-use tektra_inference::{Engine, EngineOptions, Error, ModelRef};
+use tektra_inference::{Engine, Error, ModelRef};
 use tektra_progress::{Stage, State};
 use tokio_util::sync::CancellationToken;
 
@@ -23,11 +23,7 @@ async fn from_the_hub_every_stage_is_reported_in_order() {
         .await
         .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let mut options = EngineOptions::default();
-    options.hub.endpoint = server.url();
-    options.hub.cache_dir = cache.path().to_path_buf();
-    options.hub.offline = false;
-    options.hub.token = None;
+    let options = online_options(server.url(), cache.path());
     let (reporter, events) = recorder();
     let model: ModelRef = tektra_inference::DEFAULT_MODEL.parse().unwrap();
     let engine = Engine::load(&model, &options, reporter, &CancellationToken::new())
@@ -160,11 +156,7 @@ async fn a_repo_fetched_by_name_loads_offline_by_the_same_name() {
         .await
         .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let mut options = EngineOptions::default();
-    options.hub.endpoint = server.url();
-    options.hub.cache_dir = cache.path().to_path_buf();
-    options.hub.offline = false;
-    options.hub.token = None;
+    let mut options = online_options(server.url(), cache.path());
     let cancel = CancellationToken::new();
     let hub = hf_hub::Hub::new(options.hub.clone()).unwrap();
     let gguf_only = hf_hub::filter::Filter::new(&["*.gguf"], &[] as &[&str]).unwrap();
