@@ -25,7 +25,7 @@ warn_if_disk_low() {
   mkdir -p "$dir"
   free="$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1048576) }')"
   if [ "$free" -lt "$want" ]; then
-    log "WARNING: ${free} GiB free under $dir; a cold build and the tests need about ${want} GiB"
+    log "WARNING: ${free} GiB free under $dir; the build and tests need about ${want} GiB there"
   fi
 }
 
