@@ -37,7 +37,7 @@ mod text;
 
 pub use error::{Error, Result};
 pub use stream::StreamDecoder;
-pub use template::{ChatTemplate, Message};
+pub use template::{ChatTemplate, Message, TEMPLATE_FUEL};
 pub use text::{SpecialToken, SpecialTokens, TextTokenizer};
 /// The `tokenizers` crate this one builds on, for callers that need its API.
 pub use tokenizers;

@@ -2,8 +2,6 @@
 //! needs next to it (special tokens, stop tokens, chat template).
 
 use std::collections::BTreeSet;
-use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -125,26 +123,16 @@ impl TextTokenizer {
     /// When the file cannot be read or its metadata is unusable.
     pub fn from_gguf_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
+        // The weight loader's parser: every length checked against the
+        // file, value counts capped, alignment and types validated.
+        let gguf = tektra_candle::gguf::GgufFile::open(path).map_err(|e| match e {
+            tektra_candle::Error::Open { path, source } => Error::Io { path, source },
+            other => Error::GgufHeader {
+                path: path.to_owned(),
+                reason: chain(&other),
+            },
         })?;
-        let io_error = |source| Error::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let file_len = file.metadata().map_err(io_error)?.len();
-        let mut reader = BufReader::new(file);
-        // candle's reader trusts the lengths in the file; check them first.
-        crate::gguf::header::check(&mut reader, file_len).map_err(|reason| Error::GgufHeader {
-            path: path.to_owned(),
-            reason,
-        })?;
-        reader.seek(SeekFrom::Start(0)).map_err(io_error)?;
-        let content = gguf_file::Content::read(&mut reader).map_err(|source| Error::GgufRead {
-            path: path.to_owned(),
-            source,
-        })?;
+        let content = gguf.content();
         Self::from_gguf(&content)
     }
 
@@ -240,4 +228,16 @@ impl TextTokenizer {
             .ok_or(Error::NoChatTemplate { name: None })?
             .render(messages, add_generation_prompt)
     }
+}
+
+/// An error and its causes on one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }

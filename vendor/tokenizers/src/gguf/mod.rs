@@ -6,7 +6,6 @@
 //! `spm`). Special tokens come from the token types and the `*_token_id` keys.
 
 mod bpe;
-pub(crate) mod header;
 mod meta;
 pub mod pretok;
 mod spm;

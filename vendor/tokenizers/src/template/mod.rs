@@ -26,6 +26,11 @@ use crate::gguf::keys;
 use crate::load::TokenizerConfig;
 use crate::text::SpecialTokens;
 
+/// Instructions one render may execute. Real chat templates over long
+/// conversations use a few thousand; a million leaves room for tool lists
+/// and long histories while stopping a runaway loop in milliseconds.
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+
 /// One chat message. Templates that need more fields (tool calls, names)
 /// can be given any serializable messages through [`ChatTemplate::render_with`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +116,9 @@ impl ChatTemplate {
         let name = name.into();
         let source = source.into();
         let mut env = Environment::new();
+        // A template comes from the model file: bound the work one render
+        // may do, so a hostile loop is an error instead of a hang.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);

@@ -300,8 +300,8 @@ fn load_bytes(bytes: &[u8]) -> Result<TextTokenizer, Error> {
     TextTokenizer::from_gguf_file(&path)
 }
 
-/// Lengths that candle's reader would allocate blindly (or divide by) are
-/// refused before it runs.
+/// Lengths that candle's reader would allocate blindly (or divide by),
+/// and types it does not know, are refused before it runs.
 #[test]
 fn hostile_gguf_headers_are_refused_before_parsing() {
     let mut huge_string = header(0, 1);
@@ -332,19 +332,21 @@ fn hostile_gguf_headers_are_refused_before_parsing() {
     let mut huge_counts = header(u64::MAX, u64::MAX);
     huge_counts.extend([0u8; 16]);
 
-    for (name, bytes) in [
-        ("huge string", huge_string),
-        ("huge array", huge_array),
-        ("deep arrays", deep),
-        ("zero alignment", zero_alignment),
-        ("many dimensions", many_dims),
-        ("huge counts", huge_counts),
-    ] {
-        let err = load_bytes(&bytes).unwrap_err();
-        assert!(matches!(err, Error::GgufHeader { .. }), "{name}: {err}");
-    }
+    // A signed alignment of 0 (GGUF type 5, i32).
+    let mut signed_zero_alignment = header(0, 1);
+    key(&mut signed_zero_alignment, "general.alignment", 5);
+    signed_zero_alignment.extend(0i32.to_le_bytes());
 
-    // Well-formed lengths but an unknown tensor type: candle's own error.
+    // More values than any vocabulary, each present in the file: candle
+    // would keep 32 bytes of memory for every one-byte value.
+    let mut many_values = header(0, 1);
+    key(&mut many_values, "tokenizer.ggml.token_type", 9);
+    many_values.extend(0u32.to_le_bytes()); // of u8
+    let n = (1u64 << 24) + 1;
+    many_values.extend(n.to_le_bytes());
+    many_values.resize(many_values.len() + n as usize, 1);
+
+    // Well-formed lengths but an unknown tensor type.
     let mut bad_dtype = header(1, 0);
     bad_dtype.extend(1u64.to_le_bytes());
     bad_dtype.push(b't');
@@ -352,6 +354,20 @@ fn hostile_gguf_headers_are_refused_before_parsing() {
     bad_dtype.extend(4u64.to_le_bytes());
     bad_dtype.extend(999u32.to_le_bytes());
     bad_dtype.extend(0u64.to_le_bytes());
-    let err = load_bytes(&bad_dtype).unwrap_err();
-    assert!(matches!(err, Error::GgufRead { .. }), "{err}");
+
+    for (name, bytes) in [
+        ("huge string", huge_string),
+        ("huge array", huge_array),
+        ("deep arrays", deep),
+        ("zero alignment", zero_alignment),
+        ("many dimensions", many_dims),
+        ("huge counts", huge_counts),
+        ("signed zero alignment", signed_zero_alignment),
+        ("too many values", many_values),
+        ("unknown tensor type", bad_dtype),
+    ] {
+        let err = load_bytes(&bytes).unwrap_err();
+        assert!(matches!(err, Error::GgufHeader { .. }), "{name}: {err}");
+        println!("{name}: {err}");
+    }
 }

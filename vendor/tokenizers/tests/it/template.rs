@@ -296,3 +296,22 @@ fn extra_context_overrides_token_variables() {
         "|yes"
     );
 }
+
+/// A template from a model file is untrusted: one that loops without end
+/// runs out of fuel and is an error, quickly, not a hang.
+#[test]
+fn a_runaway_template_is_stopped_by_its_fuel() {
+    let hostile = ChatTemplate::new(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = hostile.render(&[Message::user("x")], false).unwrap_err();
+    println!("stopped after {:?}: {err}", started.elapsed());
+    assert!(matches!(err, Error::TemplateRender { .. }), "{err}");
+    assert!(err.to_string().to_lowercase().contains("fuel") || format!("{err:?}").contains("OutOfFuel"), "{err:?}");
+    // Normal templates over a long conversation stay well inside it.
+    let chatml = ChatTemplate::new(CHATML).unwrap();
+    let long: Vec<Message> = (0..500).map(|i| Message::user(format!("message {i}"))).collect();
+    assert!(chatml.render(&long, true).is_ok());
+}

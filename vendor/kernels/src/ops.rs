@@ -1,0 +1,446 @@
+//! The ops a forward step is made of, each run by every thread of a
+//! [`Team`] at once: work is claimed in chunks, results land in
+//! [`SharedBuf`]s at disjoint places, and each op ends at the team's
+//! barrier so the next op reads complete results.
+//!
+//! Shapes are the model's to get right (it checks them once at load); a
+//! wrong one is a bug, caught by an assertion, which the pool turns into
+//! an error rather than undefined behaviour.
+
+use crate::attention::{self, KvCache, Partial, ROWS, Scratch, Visible};
+use crate::math::{self, Gate};
+use crate::matmul::{self, Out};
+use crate::pack::PANEL;
+use crate::{Isa, PackedMatrix, QuantActs, SharedBuf, Team};
+
+/// One matrix of a (possibly fused) product: `out[t * ld + offset + r]`.
+#[derive(Clone, Copy)]
+pub struct MatJob<'a> {
+    /// The weights.
+    pub w: &'a PackedMatrix,
+    /// Where rows land.
+    pub out: &'a SharedBuf<f32>,
+    /// Output values per token.
+    pub ld: usize,
+    /// First output row of this matrix.
+    pub offset: usize,
+    /// Add to what `out` holds (a residual) instead of overwriting.
+    pub accumulate: bool,
+    /// Per-row bias, `w.rows()` values.
+    pub bias: Option<&'a [f32]>,
+}
+
+/// `out = W x` for every job, over `tokens` tokens of `acts` (quantized
+/// weights) or `x` (float weights, `tokens x cols`), as one op.
+pub fn matmul(team: &Team, isa: Isa, jobs: &[MatJob<'_>], acts: &QuantActs, x: &SharedBuf<f32>, tokens: usize) {
+    for j in jobs {
+        let need = if tokens == 0 { 0 } else { (tokens - 1) * j.ld + j.offset + j.w.rows() };
+        assert!(j.out.len() >= need && j.offset + j.w.rows() <= j.ld, "matmul output too small");
+        assert!(j.bias.is_none_or(|b| b.len() >= j.w.rows()), "bias too short");
+        if j.w.wtype().is_quantized() {
+            assert!(acts.cols() == j.w.cols() && acts.capacity() >= tokens, "activations do not fit");
+        } else {
+            assert!(x.len() >= tokens * j.w.cols(), "float input too small");
+        }
+    }
+    let total: usize = jobs.iter().map(|j| j.w.panels()).sum();
+    // Enough chunks to balance a noisy machine, few enough to keep each
+    // chunk's weights streaming.
+    let per = (total / (team.threads() * 8)).max(1);
+    let chunks = total.div_ceil(per);
+    // SAFETY: read-only during this op (inputs are not outputs of it).
+    let xf = unsafe { x.read() };
+    team.for_each(chunks, |c| {
+        let (mut lo, hi) = (c * per, ((c + 1) * per).min(total));
+        let mut first = 0;
+        for j in jobs {
+            let p = j.w.panels();
+            if lo < first + p && lo < hi {
+                let end = hi.min(first + p);
+                let out = Out {
+                    ptr: j.out.ptr().wrapping_add(j.offset),
+                    ld: j.ld,
+                    accumulate: j.accumulate,
+                    bias: j.bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                };
+                // SAFETY: panels lo..end of this job are this chunk's alone;
+                // the output holds every written slot (asserted above).
+                unsafe { matmul::run(isa, j.w, acts, xf, lo - first..end - first, 0..tokens, out) };
+                lo = end;
+            }
+            first += p;
+        }
+    });
+    let _ = PANEL;
+}
+
+/// For tokens `first..first + tokens` of `x`: `normed = rms_norm(x) * w`,
+/// written (and quantized into `acts`) as tokens `0..tokens`.
+#[allow(clippy::too_many_arguments)]
+pub fn rms_norm_quant(
+    team: &Team,
+    isa: Isa,
+    x: &SharedBuf<f32>,
+    cols: usize,
+    first: usize,
+    tokens: usize,
+    w: &[f32],
+    eps: f32,
+    normed: &SharedBuf<f32>,
+    acts: &QuantActs,
+) {
+    assert!(x.len() >= (first + tokens) * cols && normed.len() >= tokens * cols && w.len() >= cols);
+    // SAFETY: x is not written during this op.
+    let xs = unsafe { x.read() };
+    let np = normed.ptr();
+    let quantize = acts.cols() == cols;
+    team.for_each(tokens, |t| {
+        // SAFETY: token t's slots of `normed` and `acts` are this chunk's.
+        unsafe {
+            let out = std::slice::from_raw_parts_mut(np.add(t * cols), cols);
+            math::rms_norm(isa, &xs[(first + t) * cols..(first + t + 1) * cols], w, eps, out);
+            if quantize {
+                acts.quantize_shared(t, out, isa);
+            }
+        }
+    });
+}
+
+/// Per token: `x += rms_norm(y) * w` (a post-norm before the residual).
+#[allow(clippy::too_many_arguments)]
+pub fn add_normed(team: &Team, isa: Isa, x: &SharedBuf<f32>, y: &SharedBuf<f32>, cols: usize, tokens: usize, w: &[f32], eps: f32) {
+    assert!(x.len() >= tokens * cols && y.len() >= tokens * cols && w.len() >= cols);
+    // SAFETY: y is not written during this op.
+    let ys = unsafe { y.read() };
+    let xp = x.ptr();
+    team.for_each(tokens, |t| {
+        // SAFETY: token t's slots of x are this chunk's.
+        let xt = unsafe { std::slice::from_raw_parts_mut(xp.add(t * cols), cols) };
+        math::add_rms_norm(isa, &ys[t * cols..(t + 1) * cols], w, eps, xt);
+    });
+}
+
+/// Per token: quantize `x` (already final) into `acts`.
+pub fn quantize(team: &Team, isa: Isa, x: &SharedBuf<f32>, cols: usize, tokens: usize, acts: &QuantActs) {
+    assert!(x.len() >= tokens * cols && acts.cols() == cols && acts.capacity() >= tokens);
+    // SAFETY: x is not written during this op.
+    let xs = unsafe { x.read() };
+    team.for_each(tokens, |t| {
+        // SAFETY: token t of acts is this chunk's.
+        unsafe { acts.quantize_shared(t, &xs[t * cols..(t + 1) * cols], isa) };
+    });
+}
+
+/// Gated feed-forward middle: `h = gate(gu[.., 0..ff]) * gu[.., ff..2ff]`
+/// per token, written to `h` and quantized into `acts` (whose columns are
+/// `ff`), in slabs of 256 columns.
+#[allow(clippy::too_many_arguments)]
+pub fn gated(team: &Team, isa: Isa, gate: Gate, gu: &SharedBuf<f32>, ff: usize, tokens: usize, h: &SharedBuf<f32>, acts: &QuantActs) {
+    assert!(gu.len() >= tokens * 2 * ff && h.len() >= tokens * ff);
+    let quantize = acts.cols() == ff && ff.is_multiple_of(32);
+    const SLAB: usize = 256;
+    let slabs = ff.div_ceil(SLAB);
+    // SAFETY: gu is not written during this op.
+    let g = unsafe { gu.read() };
+    let hp = h.ptr();
+    team.for_each(tokens * slabs, |c| {
+        let (t, s) = (c / slabs, c % slabs);
+        let (lo, hi) = (s * SLAB, ((s + 1) * SLAB).min(ff));
+        let row = &g[t * 2 * ff..(t + 1) * 2 * ff];
+        // SAFETY: columns lo..hi of token t are this chunk's.
+        unsafe {
+            let out = std::slice::from_raw_parts_mut(hp.add(t * ff + lo), hi - lo);
+            math::gated(isa, gate, &row[lo..hi], &row[ff + lo..ff + hi], out);
+            if quantize {
+                acts.quantize_blocks_shared(t, lo / 32..hi / 32, out, isa);
+            }
+        }
+    });
+}
+
+/// Looks up token embeddings: `x[t] = table[ids[t]] * scale`.
+pub fn embed(team: &Team, table: &PackedMatrix, ids: &[u32], x: &SharedBuf<f32>, scale: f32) {
+    let cols = table.cols();
+    assert!(x.len() >= ids.len() * cols);
+    let xp = x.ptr();
+    team.for_each(ids.len(), |t| {
+        // SAFETY: token t's slots are this chunk's.
+        let out = unsafe { std::slice::from_raw_parts_mut(xp.add(t * cols), cols) };
+        let id = (ids[t] as usize).min(table.rows() - 1);
+        table.dequantize_row(id, out);
+        if scale != 1.0 {
+            out.iter_mut().for_each(|v| *v *= scale);
+        }
+    });
+}
+
+/// How rotary position embeddings pair dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Pairs `(2i, 2i + 1)` (llama GGUFs, whose Q and K rows are permuted for it).
+    Interleaved,
+    /// Pairs `(i, i + d/2)` (qwen, gemma, phi3).
+    Neox,
+}
+
+/// Rotary embedding tables: cos and sin of every position and pair.
+#[derive(Debug)]
+pub struct Rope {
+    /// Rotated dimensions (the first `dims` of a head).
+    pub dims: usize,
+    /// Pairing.
+    pub style: RopeStyle,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Rope {
+    /// Tables for `positions` positions: pair `i` turns by
+    /// `pos * base^(-2i/dims) / factor[i]` (`factors` from a model's
+    /// `rope_freqs`, else 1).
+    #[must_use]
+    pub fn new(dims: usize, style: RopeStyle, base: f32, positions: usize, factors: Option<&[f32]>) -> Rope {
+        let half = dims / 2;
+        let mut cos = Vec::with_capacity(positions * half);
+        let mut sin = Vec::with_capacity(positions * half);
+        let freq: Vec<f64> = (0..half)
+            .map(|i| {
+                let f = f64::from(base).powf(-2.0 * i as f64 / dims as f64);
+                f / f64::from(factors.and_then(|f| f.get(i).copied()).unwrap_or(1.0))
+            })
+            .collect();
+        for p in 0..positions {
+            for f in &freq {
+                let a = p as f64 * f;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        Rope { dims, style, cos, sin }
+    }
+
+    /// Positions the tables cover.
+    #[must_use]
+    pub fn positions(&self) -> usize {
+        self.cos.len() / (self.dims / 2).max(1)
+    }
+
+    /// Rotates one head's vector in place for position `pos`.
+    pub fn apply(&self, v: &mut [f32], pos: usize) {
+        let half = self.dims / 2;
+        let (c, s) = (&self.cos[pos * half..(pos + 1) * half], &self.sin[pos * half..(pos + 1) * half]);
+        for i in 0..half {
+            let (a, b) = match self.style {
+                RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                RopeStyle::Neox => (i, i + half),
+            };
+            let (x, y) = (v[a], v[b]);
+            v[a] = x * c[i] - y * s[i];
+            v[b] = x * s[i] + y * c[i];
+        }
+    }
+}
+
+/// One layer's attention settings.
+pub struct Attn<'a> {
+    /// Layer index (into the cache).
+    pub layer: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Values per head.
+    pub head_dim: usize,
+    /// Rotary tables for this layer.
+    pub rope: &'a Rope,
+    /// Per-head RMS norm of queries and keys before rotation (qwen3, gemma3).
+    pub qk_norm: Option<(&'a [f32], &'a [f32])>,
+    /// Epsilon of those norms.
+    pub eps: f32,
+    /// Multiplier of the scores (usually `1 / sqrt(head_dim)`).
+    pub scale: f32,
+    /// Keys a query sees at most (sliding window), else the whole past.
+    pub window: Option<usize>,
+    /// Position of the first token of the step.
+    pub pos0: usize,
+    /// Tokens in the step.
+    pub tokens: usize,
+}
+
+/// Scratch an attention op needs, sized for a model's largest step, so a
+/// step allocates nothing.
+pub struct AttnBuffers {
+    q: SharedBuf<f32>,
+    parts: SharedBuf<f32>,
+    segment: usize,
+    head_dim: usize,
+    /// One per thread of the team, taken by index (the lock is never
+    /// contended; it keeps the sharing safe).
+    per_thread: Vec<std::sync::Mutex<ThreadScratch>>,
+}
+
+/// What one thread of an attention op works in.
+struct ThreadScratch {
+    rows: Vec<(usize, usize)>,
+    q: Vec<f32>,
+    vis: Vec<Visible>,
+    part: Partial,
+    scratch: Scratch,
+}
+
+/// Keys per segment of a split attention (flash-decoding): long contexts
+/// are split so both threads work on one token's attention.
+const SEGMENT: usize = 512;
+
+impl AttnBuffers {
+    /// Room for steps of up to `tokens` tokens over `context` positions.
+    #[must_use]
+    pub fn new(heads: usize, kv_heads: usize, head_dim: usize, tokens: usize, context: usize, threads: usize) -> Self {
+        let group = heads / kv_heads.max(1);
+        let blocks = (tokens * group).div_ceil(ROWS);
+        let segs = context.div_ceil(SEGMENT).max(1);
+        AttnBuffers {
+            q: SharedBuf::new(tokens * heads * head_dim),
+            parts: SharedBuf::new(kv_heads * blocks * segs * ROWS * (head_dim + 2)),
+            segment: SEGMENT,
+            head_dim,
+            per_thread: (0..threads.max(1))
+                .map(|_| {
+                    std::sync::Mutex::new(ThreadScratch {
+                        rows: Vec::with_capacity(ROWS),
+                        q: vec![0.0; ROWS * head_dim],
+                        vis: Vec::with_capacity(ROWS),
+                        part: Partial::new(head_dim),
+                        scratch: Scratch::new(head_dim),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Attention for one layer: queries and new keys/values from `qkv` (per
+/// token `[q heads | k heads | v heads]`), keys and values appended to the
+/// cache, output per token `[heads x head_dim]` into `out`. Three ops:
+/// prepare (norm, rotate, scale, store), attend (per KV head, tile of query
+/// rows and key segment), merge (segments into rows).
+#[allow(clippy::too_many_lines)]
+pub fn attention(team: &Team, isa: Isa, a: &Attn<'_>, qkv: &SharedBuf<f32>, cache: &KvCache, buf: &AttnBuffers, out: &SharedBuf<f32>) {
+    let (hd, nh, nkv) = (a.head_dim, a.heads, a.kv_heads);
+    let width = (nh + 2 * nkv) * hd;
+    assert!(nkv > 0 && nh % nkv == 0 && hd == buf.head_dim);
+    assert!(qkv.len() >= a.tokens * width && out.len() >= a.tokens * nh * hd);
+    assert!(buf.q.len() >= a.tokens * nh * hd && a.pos0 + a.tokens <= cache.capacity());
+    assert!(a.pos0 + a.tokens <= a.rope.positions());
+    let group = nh / nkv;
+    // 1. prepare
+    // SAFETY: qkv is not written during these ops.
+    let src = unsafe { qkv.read() };
+    let qp = buf.q.ptr();
+    assert!(hd <= 512, "head size above 512");
+    team.for_each(a.tokens * (nh + nkv), |c| {
+        let (t, h) = (c / (nh + nkv), c % (nh + nkv));
+        let row = &src[t * width..(t + 1) * width];
+        let pos = a.pos0 + t;
+        let mut v = [0.0f32; 512];
+        let v = &mut v[..hd];
+        if h < nh {
+            v.copy_from_slice(&row[h * hd..(h + 1) * hd]);
+            if let Some((qn, _)) = a.qk_norm {
+                math::rms_norm_inplace(isa, v, qn, a.eps);
+            }
+            a.rope.apply(v, pos);
+            v.iter_mut().for_each(|x| *x *= a.scale);
+            // SAFETY: query (t, h) is this chunk's.
+            unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), qp.add((t * nh + h) * hd), hd) };
+        } else {
+            let g = h - nh;
+            v.copy_from_slice(&row[(nh + g) * hd..(nh + g + 1) * hd]);
+            if let Some((_, kn)) = a.qk_norm {
+                math::rms_norm_inplace(isa, v, kn, a.eps);
+            }
+            a.rope.apply(v, pos);
+            let val = &row[(nh + nkv + g) * hd..(nh + nkv + g + 1) * hd];
+            // SAFETY: (layer, head g, pos) is this chunk's.
+            unsafe { cache.put(a.layer, g, pos, v, val) };
+        }
+    });
+    // 2. attend: rows of a KV head are (token, query head in group), token-major.
+    let rows_total = a.tokens * group;
+    let blocks = rows_total.div_ceil(ROWS);
+    let last = a.pos0 + a.tokens - 1;
+    let first_key = |row_pos: usize| a.window.map_or(0, |w| (row_pos + 1).saturating_sub(w));
+    let lo_all = first_key(a.pos0);
+    let segs = ((last + 1 - lo_all).div_ceil(buf.segment)).max(1);
+    // SAFETY: buf.q is not written during this op.
+    let q = unsafe { buf.q.read() };
+    let pp = buf.parts.ptr();
+    let op = out.ptr();
+    let stride = ROWS * (hd + 2);
+    assert!(buf.parts.len() >= nkv * blocks * segs * stride || segs == 1);
+    assert!(buf.per_thread.len() >= team.threads(), "attention scratch for fewer threads");
+    let mut mine = buf.per_thread[team.id()].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ThreadScratch { rows, q: qb, vis, part, scratch } = &mut *mine;
+    team.for_each(nkv * blocks * segs, |c| {
+        let (g, rest) = (c / (blocks * segs), c % (blocks * segs));
+        let (b, s) = (rest / segs, rest % segs);
+        rows.clear();
+        rows.extend((b * ROWS..((b + 1) * ROWS).min(rows_total)).map(|r| (r / group, g * group + r % group)));
+        vis.clear();
+        for (i, &(t, h)) in rows.iter().enumerate() {
+            qb[i * hd..(i + 1) * hd].copy_from_slice(&q[(t * nh + h) * hd..(t * nh + h + 1) * hd]);
+            let p = a.pos0 + t;
+            vis.push(Visible { lo: first_key(p), hi: p });
+        }
+        let k0 = lo_all + s * buf.segment;
+        let k1 = (k0 + buf.segment).min(last + 1);
+        part.reset();
+        attention::attend(isa, cache, a.layer, g, &qb[..rows.len() * hd], vis, (k0, k1), part, scratch);
+        if segs == 1 {
+            for (i, &(t, h)) in rows.iter().enumerate() {
+                let inv = if part.l[i] > 0.0 { 1.0 / part.l[i] } else { 0.0 };
+                // SAFETY: output (t, h) is this chunk's.
+                let o = unsafe { std::slice::from_raw_parts_mut(op.add((t * nh + h) * hd), hd) };
+                o.iter_mut().zip(&part.o[i * hd..(i + 1) * hd]).for_each(|(d, s)| *d = s * inv);
+            }
+        } else {
+            // SAFETY: this chunk's slot of the partials.
+            let slot = unsafe { std::slice::from_raw_parts_mut(pp.add(c * stride), stride) };
+            for i in 0..rows.len() {
+                slot[i * (hd + 2)] = part.m[i];
+                slot[i * (hd + 2) + 1] = part.l[i];
+                slot[i * (hd + 2) + 2..(i + 1) * (hd + 2)].copy_from_slice(&part.o[i * hd..(i + 1) * hd]);
+            }
+        }
+    });
+    if segs == 1 {
+        return;
+    }
+    // 3. merge segments: per (KV head, row block).
+    // SAFETY: parts is not written during this op.
+    let parts = unsafe { buf.parts.read() };
+    team.for_each(nkv * blocks, |c| {
+        let (g, b) = (c / blocks, c % blocks);
+        for r in b * ROWS..((b + 1) * ROWS).min(rows_total) {
+            let i = r - b * ROWS;
+            let (t, h) = (r / group, g * group + r % group);
+            let rec = |s: usize| &parts[(c * segs + s) * stride + i * (hd + 2)..][..hd + 2];
+            let m = (0..segs).map(|s| rec(s)[0]).fold(f32::NEG_INFINITY, f32::max);
+            // SAFETY: output (t, h) is this chunk's.
+            let o = unsafe { std::slice::from_raw_parts_mut(op.add((t * nh + h) * hd), hd) };
+            o.iter_mut().for_each(|v| *v = 0.0);
+            let mut l = 0.0f32;
+            for s in 0..segs {
+                let rs = rec(s);
+                if rs[0] == f32::NEG_INFINITY {
+                    continue;
+                }
+                let w = (rs[0] - m).exp();
+                l += rs[1] * w;
+                o.iter_mut().zip(&rs[2..]).for_each(|(d, v)| *d += v * w);
+            }
+            let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
+            o.iter_mut().for_each(|v| *v *= inv);
+        }
+    });
+}
