@@ -92,6 +92,42 @@ impl GgufFile {
         GgufReader::new(self, progress, cancel)
     }
 
+    /// A tensor's bytes as the file holds them (for loaders that repack
+    /// weights themselves), without copying.
+    ///
+    /// # Errors
+    /// [`Error::Header`] when the tensor lies outside the mapped file (the
+    /// header check makes that impossible unless the file shrank).
+    pub fn tensor_data(&self, info: &GgufTensorInfo) -> Result<&[u8]> {
+        let start = usize::try_from(info.file_offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(info.len).unwrap_or(usize::MAX));
+        self.map.bytes().get(start..end).ok_or_else(|| {
+            Error::header(
+                self.path(),
+                HeaderError::OutOfRange {
+                    tensor: info.name.clone(),
+                    begin: info.file_offset,
+                    end: info.file_offset.saturating_add(info.len),
+                    limit: self.map.bytes().len() as u64,
+                },
+            )
+        })
+    }
+
+    /// Drops a tensor's mapped pages from this process's resident set once
+    /// its bytes have been copied elsewhere (they stay in the page cache).
+    pub fn release_tensor(&self, info: &GgufTensorInfo) {
+        let start = usize::try_from(info.file_offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(info.len).unwrap_or(usize::MAX));
+        self.map.release(start..end);
+    }
+
+    /// The tensor named `name`, if the file has it.
+    #[must_use]
+    pub fn tensor(&self, name: &str) -> Option<&GgufTensorInfo> {
+        self.header.tensors.iter().find(|t| t.name == name)
+    }
+
     /// Reads every tensor onto `device`, in parallel, counting each on
     /// `progress`.
     ///
