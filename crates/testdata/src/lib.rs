@@ -57,3 +57,32 @@ pub fn python() -> PathBuf {
     );
     path
 }
+
+/// A real model of another architecture, fetched by `scripts/fetch-models`.
+fn extra_model(file: &str) -> PathBuf {
+    let path = data_dir().join("models").join(file);
+    assert!(
+        path.is_file(),
+        "test model missing at {}: run scripts/fetch-models (scripts/setup does it)",
+        path.display()
+    );
+    path
+}
+
+/// Gemma 3 270M (base), Q4_K_M: the `gemma3` architecture.
+///
+/// # Panics
+/// When the file is missing: run `scripts/setup` (or `scripts/fetch-models`).
+#[must_use]
+pub fn gemma3_gguf() -> PathBuf {
+    extra_model("gemma-3-270m-Q4_K_M.gguf")
+}
+
+/// Qwen2.5-Coder-0.5B-Instruct, Q4_K_M: the `qwen2` architecture.
+///
+/// # Panics
+/// When the file is missing: run `scripts/setup` (or `scripts/fetch-models`).
+#[must_use]
+pub fn qwen2_gguf() -> PathBuf {
+    extra_model("Qwen2.5-Coder-0.5B-Instruct-AWQ.Q4_K_M.gguf")
+}
