@@ -15,9 +15,14 @@ pub(crate) struct ModelArgs {
     /// a local .gguf/.safetensors file, or a local model folder.
     #[arg(long, short, default_value = tektra_inference::DEFAULT_MODEL)]
     pub(crate) model: String,
-    /// Backend: candle (built in) or mistralrs (a build with the `mistralrs` feature).
-    #[arg(long, default_value = "candle")]
+    /// Backend: auto (native for the GGUF files it covers, else candle),
+    /// native, candle (the reference path), or mistralrs (a build with the
+    /// `mistralrs` feature).
+    #[arg(long, default_value = "auto")]
     pub(crate) engine: String,
+    /// Kernel threads of the native backend [default: every CPU this process may use].
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
     /// auto, cpu, metal, cuda (or metal:N, cuda:N).
     #[arg(long, default_value = "auto")]
     pub(crate) device: String,
@@ -77,6 +82,12 @@ impl ModelArgs {
             memory_limit: None,
             max_context: self.max_context,
             warm_up: true,
+            threads: match self.threads {
+                Some(0) => return Err("--threads must be at least 1".into()),
+                Some(n) if n > 1024 => return Err(format!("--threads {n} is more than 1024")),
+                other => other,
+            },
+            isa: None,
         })
     }
 }
@@ -108,6 +119,9 @@ pub(crate) struct SamplingArgs {
     /// Stop at this text (repeatable).
     #[arg(long)]
     stop: Vec<String>,
+    /// Most tokens to draft by prompt lookup per step (0: off; native backend).
+    #[arg(long, default_value_t = Sampling::default().prompt_lookup)]
+    prompt_lookup: usize,
 }
 
 impl SamplingArgs {
@@ -121,6 +135,7 @@ impl SamplingArgs {
             seed: self.seed,
             max_tokens: self.max_tokens,
             stop: self.stop.clone(),
+            prompt_lookup: self.prompt_lookup,
             ..Sampling::default()
         }
     }

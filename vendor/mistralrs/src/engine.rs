@@ -21,8 +21,15 @@ use crate::sampling::Sampling;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
-    /// candle-transformers, in process (the default).
+    /// The native path when it covers the file (a GGUF of an architecture
+    /// it runs, every tensor type it has kernels for), else candle.
     #[default]
+    Auto,
+    /// Our own forward pass on `tektra-kernels` (GGUF only).
+    Native,
+    /// candle-transformers, in process: the reference path, kept for
+    /// safetensors, for what the native path does not cover and for
+    /// comparison.
     Candle,
     /// mistral.rs (feature `mistralrs`).
     Mistralrs,
@@ -32,11 +39,13 @@ impl std::str::FromStr for BackendKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s {
+            "auto" => Ok(BackendKind::Auto),
+            "native" => Ok(BackendKind::Native),
             "candle" => Ok(BackendKind::Candle),
             "mistralrs" | "mistral.rs" => Ok(BackendKind::Mistralrs),
             other => Err(Error::BadReference {
                 reference: other.to_string(),
-                reason: "the engine is candle or mistralrs".into(),
+                reason: "the engine is auto, native, candle or mistralrs".into(),
             }),
         }
     }
@@ -60,18 +69,26 @@ pub struct EngineOptions {
     pub max_context: usize,
     /// Run the model once after loading so the first request is not slow.
     pub warm_up: bool,
+    /// Kernel threads of the native path (default: every CPU this process
+    /// may use).
+    pub threads: Option<usize>,
+    /// The native path's instruction set (default: `TEKTRA_ISA`, else the
+    /// best this CPU has).
+    pub isa: Option<tektra_kernels::Isa>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            backend: BackendKind::Candle,
+            backend: BackendKind::Auto,
             device: DeviceChoice::Auto,
             hub: HubOptions::from_env(),
             check_memory: true,
             memory_limit: None,
             max_context: 4096,
             warm_up: true,
+            threads: None,
+            isa: None,
         }
     }
 }
@@ -142,20 +159,39 @@ impl GenerationStats {
     }
 }
 
+/// Where a generation's output goes: text as it is decoded, and (from the
+/// backends that know them) each generated token id. Any `FnMut(&str)` is
+/// a sink that takes the text only.
+pub trait Sink {
+    /// A piece of text (never half a character, never part of a stop string).
+    fn text(&mut self, piece: &str);
+    /// A generated token id, in order (the native and candle backends).
+    fn token(&mut self, id: u32) {
+        let _ = id;
+    }
+}
+
+impl<F: FnMut(&str) + ?Sized> Sink for F {
+    fn text(&mut self, piece: &str) {
+        self(piece);
+    }
+}
+
 /// What a backend does; the engine does the rest.
 pub trait Backend: Send {
     /// "candle" or "mistralrs".
     fn name(&self) -> &'static str;
     /// Generates after `prompt` (token ids, not empty, leaving room for
-    /// `max_tokens` in the context), calling `on_text` with each piece as it
-    /// is decoded (never half a character, never part of a stop string).
+    /// `max_tokens` in the context), sending each piece of text to `out`
+    /// as it is decoded (never half a character, never part of a stop
+    /// string) and, where the backend knows them, each token id.
     /// Returns when done, on a stop, or promptly after `cancel` fires (with
     /// [`StopReason::Cancelled`]).
     fn generate(
         &mut self,
         prompt: &[u32],
         sampling: &Sampling,
-        on_text: &mut dyn FnMut(&str),
+        out: &mut dyn Sink,
         cancel: &CancellationToken,
     ) -> Result<GenerationStats>;
     /// The sum of `ln p(token | previous tokens)` over the tokens of `text`
@@ -163,6 +199,18 @@ pub trait Backend: Send {
     fn log_likelihood(&mut self, text: &str, cancel: &CancellationToken) -> Result<(f64, usize)>;
     /// One short forward pass so caches and kernels are ready.
     fn warm_up(&mut self) -> Result<()>;
+    /// Runs `tokens` as a fresh sequence and passes the logits after each
+    /// position to `f(position, logits)` (for evaluations such as the
+    /// KL divergence against a reference).
+    fn each_position_logits(
+        &mut self,
+        tokens: &[u32],
+        f: &mut dyn FnMut(usize, &[f32]),
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let _ = (tokens, f, cancel);
+        Err(Error::Sampling(format!("the {} backend does not give per-position logits", self.name())))
+    }
 }
 
 /// What was loaded, and how it went.
@@ -311,6 +359,18 @@ impl Engine {
         on_text: &mut dyn FnMut(&str),
         cancel: &CancellationToken,
     ) -> Result<GenerationStats> {
+        let mut text = on_text;
+        self.generate_to(prompt, sampling, &mut text, cancel)
+    }
+
+    /// As [`Engine::generate`], with a [`Sink`] that also receives token ids.
+    pub fn generate_to(
+        &mut self,
+        prompt: &Prompt,
+        sampling: &Sampling,
+        out: &mut dyn Sink,
+        cancel: &CancellationToken,
+    ) -> Result<GenerationStats> {
         sampling.validate()?;
         let text = self.render(prompt)?;
         // A rendered chat template carries its own BOS; plain text gets the
@@ -328,7 +388,25 @@ impl Engine {
                 context: self.info.context,
             });
         }
-        self.backend.generate(&tokens, sampling, on_text, cancel)
+        self.backend.generate(&tokens, sampling, out, cancel)
+    }
+
+    /// Runs `tokens` as a fresh sequence and passes the logits after each
+    /// position to `f(position, logits)`.
+    pub fn each_position_logits(
+        &mut self,
+        tokens: &[u32],
+        f: &mut dyn FnMut(usize, &[f32]),
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        if tokens.len() > self.info.context {
+            return Err(Error::ContextOverflow {
+                tokens: tokens.len(),
+                max_tokens: 0,
+                context: self.info.context,
+            });
+        }
+        self.backend.each_position_logits(tokens, f, cancel)
     }
 
     /// Perplexity of `text` under the model: `exp(-mean ln p(token))` over
@@ -354,7 +432,9 @@ fn load_backend(
     cancel: &CancellationToken,
 ) -> Result<Loaded> {
     match options.backend {
-        BackendKind::Candle => crate::candle::load(files, options, reporter, cancel),
+        BackendKind::Auto | BackendKind::Native | BackendKind::Candle => {
+            crate::candle::load(files, options, reporter, cancel)
+        }
         #[cfg(feature = "mistralrs")]
         BackendKind::Mistralrs => crate::mistralrs::load(model, files, options, reporter, cancel),
         #[cfg(not(feature = "mistralrs"))]

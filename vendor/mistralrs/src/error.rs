@@ -44,6 +44,37 @@ pub enum Error {
         /// The setting.
         what: String,
     },
+    /// A model file's hyperparameter or tensor shape is absent, out of
+    /// range or inconsistent with the others.
+    #[error("{}: {key}: {reason}", path.display())]
+    BadHyperparameter {
+        /// The file read.
+        path: PathBuf,
+        /// The metadata key or tensor name.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tensor's type is one the native path has no kernel for.
+    #[error("{}: tensor {tensor} has type {dtype}, which the native path does not run", path.display())]
+    UnsupportedTensor {
+        /// The file read.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// Its GGML type.
+        dtype: String,
+    },
+    /// The kernels refused a tensor (wrong byte count, a shape that is not
+    /// whole blocks) or a run failed.
+    #[error("kernels{}: {source}", if tensor.is_empty() { String::new() } else { format!(" (tensor {tensor})") })]
+    Kernel {
+        /// The tensor, when one is at fault.
+        tensor: String,
+        /// What the kernels said.
+        #[source]
+        source: tektra_kernels::KernelError,
+    },
     /// The machine does not have the memory the model needs.
     #[error(
         "not enough memory for {model}: about {needed_mb} MB needed ({detail}), {available_mb} MB available"

@@ -3,9 +3,10 @@
 //! text, with every stage before the first token (resolve, download,
 //! verify, load, warm-up) reported as `tektra_progress` events.
 //!
-//! The default backend runs candle-transformers models on the pinned candle
-//! (GGUF llama/mistral/SmolLM, qwen2, qwen3, phi3, gemma3; llama
-//! safetensors); mistral.rs runs behind the `mistralrs` feature.
+//! GGUF files of the architectures the native path runs (llama/SmolLM2,
+//! qwen2, gemma3) go to our own forward pass on `tektra-kernels`; anything
+//! else (safetensors, other types) to candle-transformers on the pinned
+//! candle; mistral.rs runs behind the `mistralrs` feature.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), tektra_inference::Error> {
@@ -25,6 +26,7 @@
 //! ```
 
 mod candle;
+mod emit;
 mod engine;
 mod error;
 mod fetch;
@@ -32,18 +34,21 @@ mod memory;
 #[cfg(feature = "mistralrs")]
 mod mistralrs;
 mod model_ref;
+mod native;
 mod sampling;
 mod stop;
 
 pub use candle::{CandleBackend, SUPPORTED as CANDLE_SUPPORTED};
+pub use native::{NativeBackend, SUPPORTED as NATIVE_SUPPORTED};
+pub use tektra_kernels::Isa;
 pub use engine::{
-    Backend, BackendKind, Engine, EngineOptions, GenerationStats, ModelInfo, Prompt, StopReason,
+    Backend, BackendKind, Engine, EngineOptions, GenerationStats, ModelInfo, Prompt, Sink, StopReason,
 };
 pub use error::{Error, Result};
 pub use fetch::{ModelFiles, fetch, pick_gguf};
 pub use memory::{MemoryEstimate, available_memory, available_within};
 pub use model_ref::{DEFAULT_MODEL, ModelRef};
-pub use sampling::{Sampler, Sampling, argmax};
+pub use sampling::{Sampler, Sampling, Verdict, argmax};
 pub use stop::StopMatcher;
 pub use tektra_candle::DeviceChoice;
 pub use tektra_tokenizers::Message;

@@ -27,7 +27,7 @@ use tektra_progress::SharedReporter;
 use tektra_tokenizers::TextTokenizer;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Backend, EngineOptions, GenerationStats, Loaded, StopReason};
+use crate::engine::{Backend, EngineOptions, GenerationStats, Loaded, Sink, StopReason};
 use crate::error::{Error, Result};
 use crate::fetch::ModelFiles;
 use crate::model_ref::ModelRef;
@@ -286,7 +286,7 @@ impl Backend for MistralrsBackend {
         &mut self,
         prompt: &[u32],
         sampling: &Sampling,
-        on_text: &mut dyn FnMut(&str),
+        sink: &mut dyn Sink,
         cancel: &CancellationToken,
     ) -> Result<GenerationStats> {
         let start = Instant::now();
@@ -352,7 +352,7 @@ impl Backend for MistralrsBackend {
                 if let Ok(Some(piece)) = decoder.push(pick) {
                     let (out, hit) = stops.push(&piece);
                     if !out.is_empty() {
-                        on_text(&out);
+                        sink.text(&out);
                     }
                     if hit {
                         reason = StopReason::StopString;
@@ -375,7 +375,7 @@ impl Backend for MistralrsBackend {
                 out.push_str(&stops.flush());
             }
             if !out.is_empty() {
-                on_text(&out);
+                sink.text(&out);
             }
         }
         let end = Instant::now();

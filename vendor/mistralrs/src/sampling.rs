@@ -29,6 +29,10 @@ pub struct Sampling {
     pub max_tokens: usize,
     /// Stop as soon as the text contains one of these (not included in the output).
     pub stop: Vec<String>,
+    /// Most tokens to draft by prompt lookup and check in one batched step
+    /// (0: off). Exact for greedy decoding and distribution-preserving for
+    /// sampling; only the native backend drafts.
+    pub prompt_lookup: usize,
 }
 
 impl Default for Sampling {
@@ -43,6 +47,7 @@ impl Default for Sampling {
             seed: 42,
             max_tokens: 256,
             stop: Vec::new(),
+            prompt_lookup: 8,
         }
     }
 }
@@ -113,27 +118,72 @@ impl Sampler {
 
     /// The next token, given the logits for it and the tokens so far.
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
-        let s = &self.settings;
-        if s.repeat_penalty != 1.0 {
-            let start = history.len().saturating_sub(s.repeat_last_n);
-            // Each recent token once: sort the window and skip repeats.
-            self.seen.clear();
-            self.seen.extend_from_slice(&history[start..]);
-            self.seen.sort_unstable();
-            self.seen.dedup();
-            for &t in &self.seen {
-                if let Some(l) = logits.get_mut(t as usize) {
-                    *l = if *l > 0.0 {
-                        *l / s.repeat_penalty
-                    } else {
-                        *l * s.repeat_penalty
-                    };
-                }
-            }
-        }
-        if s.temperature == 0.0 {
+        self.penalize(logits, history);
+        if self.settings.temperature == 0.0 {
             return argmax(logits);
         }
+        self.distribution(logits);
+        self.draw()
+    }
+
+    /// Checks a drafted token against the model's logits at its position
+    /// (speculative decoding). Greedy: accepted when it is the argmax,
+    /// else the argmax is returned. Sampling: accepted with the
+    /// probability the sampler's distribution gives it, else a token is
+    /// drawn from that distribution without it, which keeps the output
+    /// distributed exactly as plain sampling would (a draft that proposes
+    /// one token with certainty, accepted with probability `min(1, p/1)`,
+    /// with the residual `max(0, p - q)` renormalised on rejection).
+    pub fn verify(&mut self, logits: &mut [f32], history: &[u32], draft: u32) -> Verdict {
+        self.penalize(logits, history);
+        if self.settings.temperature == 0.0 {
+            let best = argmax(logits);
+            return if best == draft { Verdict::Accept } else { Verdict::Replace(best) };
+        }
+        self.distribution(logits);
+        let p = self
+            .candidates
+            .iter()
+            .find(|c| c.0 == draft)
+            .map_or(0.0, |c| c.1);
+        let total: f32 = self.candidates.iter().map(|c| c.1).sum();
+        if total > 0.0 && self.rng.random::<f32>() * total < p {
+            return Verdict::Accept;
+        }
+        self.candidates.retain(|c| c.0 != draft);
+        if self.candidates.is_empty() {
+            // Only the draft was possible; numerically a certain accept.
+            return Verdict::Accept;
+        }
+        Verdict::Replace(self.draw())
+    }
+
+    fn penalize(&mut self, logits: &mut [f32], history: &[u32]) {
+        let s = &self.settings;
+        if s.repeat_penalty == 1.0 {
+            return;
+        }
+        let start = history.len().saturating_sub(s.repeat_last_n);
+        // Each recent token once: sort the window and skip repeats.
+        self.seen.clear();
+        self.seen.extend_from_slice(&history[start..]);
+        self.seen.sort_unstable();
+        self.seen.dedup();
+        for &t in &self.seen {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l = if *l > 0.0 {
+                    *l / s.repeat_penalty
+                } else {
+                    *l * s.repeat_penalty
+                };
+            }
+        }
+    }
+
+    /// Fills `candidates` with the tokens the filters keep and their
+    /// probabilities (summing to 1 before min-p and top-p cut the tail).
+    fn distribution(&mut self, logits: &[f32]) {
+        let s = &self.settings;
         self.candidates.clear();
         self.candidates.extend(
             logits
@@ -156,7 +206,11 @@ impl Sampler {
             sum += c.1;
         }
         if sum <= 0.0 || !sum.is_finite() {
-            return self.candidates.first().map_or(0, |c| c.0);
+            self.candidates.truncate(1);
+            if let Some(c) = self.candidates.first_mut() {
+                c.1 = 1.0;
+            }
+            return;
         }
         for c in &mut self.candidates {
             c.1 /= sum;
@@ -177,6 +231,10 @@ impl Sampler {
             }
             self.candidates.truncate(keep.max(1));
         }
+    }
+
+    /// Draws from `candidates` in proportion to their weights.
+    fn draw(&mut self) -> u32 {
         let total: f32 = self.candidates.iter().map(|c| c.1).sum();
         let mut pick = self.rng.random::<f32>() * total;
         for c in &self.candidates {
@@ -187,6 +245,15 @@ impl Sampler {
         }
         self.candidates.last().map_or(0, |c| c.0)
     }
+}
+
+/// What [`Sampler::verify`] decided about a drafted token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The draft stands.
+    Accept,
+    /// The draft is rejected; this token comes instead.
+    Replace(u32),
 }
 
 /// Index of the largest logit (the first one on ties).

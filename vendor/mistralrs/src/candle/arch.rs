@@ -6,21 +6,18 @@ use std::path::Path;
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::{
-    llama, quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
+    llama, quantized_gemma3, quantized_llama, quantized_qwen2,
 };
 
 use crate::error::{Error, Result};
 
 /// What the candle backend runs, for error messages.
-pub const SUPPORTED: &str =
-    "GGUF: llama (also mistral, SmolLM), qwen2, qwen3, phi3, gemma3; safetensors: llama";
+pub const SUPPORTED: &str = "GGUF: llama (SmolLM2 and other llama-architecture files), qwen2, gemma3; safetensors: llama";
 
 /// A loaded model.
 pub(crate) enum Model {
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
-    Qwen3(quantized_qwen3::ModelWeights),
-    Phi3(quantized_phi3::ModelWeights),
     Gemma3(quantized_gemma3::ModelWeights),
     /// Unquantized llama from safetensors; its KV cache lives beside it.
     LlamaF(Box<llama::Llama>, llama::Cache, LlamaParts),
@@ -40,13 +37,6 @@ impl Model {
         let logits = match self {
             Model::Llama(m) => m.forward(tokens, pos)?,
             Model::Qwen2(m) => m.forward(tokens, pos)?,
-            Model::Qwen3(m) => {
-                if pos == 0 {
-                    m.clear_kv_cache();
-                }
-                m.forward(tokens, pos)?
-            }
-            Model::Phi3(m) => m.forward(tokens, pos)?,
             Model::Gemma3(m) => m.forward(tokens, pos)?,
             Model::LlamaF(m, cache, parts) => {
                 if pos == 0 {
@@ -61,10 +51,9 @@ impl Model {
 
 /// Whether [`load_gguf`] runs this GGUF architecture.
 pub(crate) fn gguf_supported(arch: &str) -> bool {
-    matches!(
-        arch,
-        "llama" | "mistral" | "qwen2" | "qwen3" | "phi3" | "gemma3"
-    )
+    // qwen3, phi3 and files declaring `mistral` are left out: no real file
+    // of them can be fetched here to check against llama.cpp (README).
+    matches!(arch, "llama" | "qwen2" | "gemma3")
 }
 
 /// The architecture a GGUF file declares (`general.architecture`).
@@ -137,17 +126,11 @@ pub(crate) fn load_gguf<R: std::io::Read + std::io::Seek>(
     device: &Device,
 ) -> Result<Model> {
     Ok(match arch {
-        "llama" | "mistral" => Model::Llama(quantized_llama::ModelWeights::from_gguf(
+        "llama" => Model::Llama(quantized_llama::ModelWeights::from_gguf(
             content, reader, device,
         )?),
         "qwen2" => Model::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
             content, reader, device,
-        )?),
-        "qwen3" => Model::Qwen3(quantized_qwen3::ModelWeights::from_gguf(
-            content, reader, device,
-        )?),
-        "phi3" => Model::Phi3(quantized_phi3::ModelWeights::from_gguf(
-            false, content, reader, device,
         )?),
         "gemma3" => Model::Gemma3(quantized_gemma3::ModelWeights::from_gguf(
             content, reader, device,

@@ -20,12 +20,12 @@ pub use arch::SUPPORTED;
 pub(crate) use arch::gguf_architecture;
 use arch::{Dims, HfConfig, LlamaParts, Model};
 
-use crate::engine::{Backend, EngineOptions, GenerationStats, Loaded, StopReason};
+use crate::engine::{Backend, BackendKind, EngineOptions, GenerationStats, Loaded, Sink, StopReason};
 use crate::error::{Error, Result};
 use crate::fetch::ModelFiles;
 use crate::memory::{MemoryEstimate, available_within};
 use crate::sampling::{Sampler, Sampling};
-use crate::stop::StopMatcher;
+use crate::emit::Emitter;
 
 /// A model running on candle.
 pub struct CandleBackend {
@@ -35,7 +35,7 @@ pub struct CandleBackend {
     context: usize,
 }
 
-fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -72,33 +72,59 @@ pub(crate) fn load(
     reporter: SharedReporter,
     cancel: &CancellationToken,
 ) -> Result<Loaded> {
-    let device = DeviceChoice::device(options.device)?;
     match files {
-        ModelFiles::Gguf(path) => load_gguf(path, &device, options, reporter, cancel),
+        ModelFiles::Gguf(path) => load_gguf(path, options, reporter, cancel),
         ModelFiles::Safetensors(dir) => {
+            if options.backend == BackendKind::Native {
+                return Err(Error::Unsupported {
+                    found: "safetensors".into(),
+                    backend: "native",
+                    supported: crate::native::SUPPORTED,
+                });
+            }
+            let device = DeviceChoice::device(options.device)?;
             load_llama_safetensors(dir, &device, options, reporter, cancel)
         }
     }
 }
 
+/// A GGUF file: hyperparameters checked for every backend, then the
+/// native path when asked for or (by default) when it covers the file.
 fn load_gguf(
     path: &Path,
-    device: &Device,
     options: &EngineOptions,
     reporter: SharedReporter,
     cancel: &CancellationToken,
 ) -> Result<Loaded> {
     let gguf = GgufFile::open(path)?;
-    let content = gguf.content();
-    let architecture = arch::gguf_architecture(&content.metadata);
-    if !arch::gguf_supported(&architecture) {
+    let architecture = arch::gguf_architecture(&gguf.header().metadata);
+    // Auto takes the native path when it covers the file (on x86-64; on
+    // other CPUs only its scalar kernels exist, candle's NEON ones are faster).
+    let native = crate::native::check(&gguf, &architecture);
+    let use_native = match options.backend {
+        BackendKind::Native => {
+            native?;
+            true
+        }
+        BackendKind::Auto => native.is_ok() && cfg!(target_arch = "x86_64"),
+        _ => false,
+    };
+    if !use_native && !arch::gguf_supported(&architecture) {
         return Err(Error::Unsupported {
             found: architecture,
             backend: "candle",
             supported: SUPPORTED,
         });
     }
-    let tokenizer = TextTokenizer::from_gguf(&content)?;
+    // Every setting the model reads, checked before any model is built.
+    let hp = crate::native::hparams(&gguf, &architecture, path)?;
+    let tokenizer = TextTokenizer::from_gguf(&gguf.content())?;
+    if use_native {
+        return crate::native::load(gguf, architecture, hp, tokenizer, options, reporter, cancel);
+    }
+    let device = DeviceChoice::device(options.device)?;
+    let device = &device;
+    let content = gguf.content();
     let (memory, context) = gguf_memory(&gguf, options)?;
     let tensors = gguf.header().tensors.len();
     let tracker = Tracker::new(Stage::Loading, reporter);
@@ -237,7 +263,7 @@ impl Backend for CandleBackend {
         &mut self,
         prompt: &[u32],
         sampling: &Sampling,
-        on_text: &mut dyn FnMut(&str),
+        out: &mut dyn Sink,
         cancel: &CancellationToken,
     ) -> Result<GenerationStats> {
         let start = Instant::now();
@@ -246,8 +272,7 @@ impl Backend for CandleBackend {
         let mut logits = self.logits(&history, 0)?;
         let prompt_done = Instant::now();
         let mut sampler = Sampler::new(sampling);
-        let mut decoder = self.tokenizer.stream_decoder(true);
-        let mut stops = StopMatcher::new(sampling.stop.clone());
+        let mut emit = Emitter::new(&self.tokenizer, sampling.stop.clone(), out);
         let mut first = None;
         let mut generated = 0;
         let mut reason = StopReason::MaxTokens;
@@ -264,31 +289,16 @@ impl Backend for CandleBackend {
             }
             generated += 1;
             history.push(next);
-            if let Some(piece) = decoder.push(next)? {
-                let (out, hit) = stops.push(&piece);
-                if !out.is_empty() {
-                    on_text(&out);
-                }
-                if hit {
-                    reason = StopReason::StopString;
-                    break;
-                }
+            if emit.push(next)? {
+                reason = StopReason::StopString;
+                break;
             }
             if generated >= sampling.max_tokens {
                 break;
             }
             logits = self.logits(&[next], history.len() - 1)?;
         }
-        if reason != StopReason::StopString {
-            let tail = decoder.flush()?.unwrap_or_default();
-            let (mut out, hit) = stops.push(&tail);
-            if !hit {
-                out.push_str(&stops.flush());
-            }
-            if !out.is_empty() {
-                on_text(&out);
-            }
-        }
+        emit.finish(reason)?;
         Ok(GenerationStats::from_timings(
             prompt_tokens,
             generated,
@@ -323,6 +333,24 @@ impl Backend for CandleBackend {
     fn warm_up(&mut self) -> Result<()> {
         let token = self.tokenizer.specials().bos.as_ref().map_or(0, |b| b.id);
         self.logits(&[token, token], 0)?;
+        Ok(())
+    }
+
+    fn each_position_logits(
+        &mut self,
+        tokens: &[u32],
+        f: &mut dyn FnMut(usize, &[f32]),
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        // candle's quantized models return the last position's logits, so
+        // the sequence runs one token at a time over the KV cache.
+        for (i, &t) in tokens.iter().enumerate() {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let logits = self.logits(&[t], i)?;
+            f(i, &logits);
+        }
         Ok(())
     }
 }

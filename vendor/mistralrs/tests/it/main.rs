@@ -9,6 +9,9 @@
 
 mod common;
 mod correctness;
+mod hostile;
+mod kl;
+mod native;
 mod loading;
 #[cfg(feature = "mistralrs")]
 mod mistralrs;
