@@ -86,6 +86,12 @@ pub(crate) fn content_response(
         }
         return response;
     }
+    if drawn.ignore_range && requested.is_some() {
+        bump(&faults.stats.ranges_ignored, 1);
+    }
+    if drawn.rate_limit.is_some() {
+        bump(&faults.stats.rate_capped, 1);
+    }
     let range = if drawn.ignore_range { None } else { requested };
     let (status, span) = match range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r),
@@ -169,6 +175,7 @@ fn stream(file: Arc<File>, span: Range<u64>, drawn: Drawn, faults: Arc<Faults>) 
         if let Some((after, ms)) = c.drawn.stall
             && c.sent >= after
         {
+            bump(&c.faults.stats.stalls, 1);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             c.drawn.stall = None;
         }

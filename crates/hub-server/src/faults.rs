@@ -145,6 +145,12 @@ pub struct Counters {
     pub content_answers: AtomicU64,
     /// File-content body bytes sent.
     pub content_bytes: AtomicU64,
+    /// Content answers that paused for the `stall` fault.
+    pub stalls: AtomicU64,
+    /// Ranged requests answered 200 with the whole file (`ignore_range`).
+    pub ranges_ignored: AtomicU64,
+    /// Content answers sent under the `rate_limit` cap.
+    pub rate_capped: AtomicU64,
     /// Xet token requests.
     pub xet_token_requests: AtomicU64,
     /// Xet token requests that carried an Authorization header.
@@ -175,6 +181,12 @@ pub struct Stats {
     /// See [`Counters`].
     pub content_bytes: u64,
     /// See [`Counters`].
+    pub stalls: u64,
+    /// See [`Counters`].
+    pub ranges_ignored: u64,
+    /// See [`Counters`].
+    pub rate_capped: u64,
+    /// See [`Counters`].
     pub xet_token_requests: u64,
     /// See [`Counters`].
     pub xet_token_auth_seen: u64,
@@ -200,6 +212,9 @@ impl Counters {
             cdn_auth_seen: get(&self.cdn_auth_seen),
             content_answers: get(&self.content_answers),
             content_bytes: get(&self.content_bytes),
+            stalls: get(&self.stalls),
+            ranges_ignored: get(&self.ranges_ignored),
+            rate_capped: get(&self.rate_capped),
             xet_token_requests: get(&self.xet_token_requests),
             xet_token_auth_seen: get(&self.xet_token_auth_seen),
             xet_cas_requests: get(&self.xet_cas_requests),
