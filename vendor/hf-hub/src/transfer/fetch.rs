@@ -6,6 +6,7 @@ use std::ops::Range;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 use reqwest::{Method, StatusCode, Url};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -40,7 +41,7 @@ pub(crate) async fn fetch_range(
     job: &Job,
     range: Range<u64>,
     whole_ok: bool,
-    (tx, budget): (&mpsc::Sender<Chunk>, &Arc<Semaphore>),
+    (tx, budget, retries): (&mpsc::Sender<Chunk>, &Arc<Semaphore>, &AtomicU32),
     cancel: &CancellationToken,
 ) -> Result<(), FetchError> {
     let (url, size) = (&job.url, job.size);
@@ -76,6 +77,7 @@ pub(crate) async fn fetch_range(
             attempt = 1;
         }
         wait_before_retry(hub, url, attempt, error, wait, cancel).await?;
+        retries.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use reqwest::Url;
@@ -52,6 +53,12 @@ pub struct TransferStats {
     pub resumed: u64,
     /// Connections used at most.
     pub connections: usize,
+    /// Requests tried again after a transient failure (a timeout, a cut
+    /// body, a 5xx or 429), over all connections.
+    pub retries: u32,
+    /// Times the file started over on one connection because the server
+    /// answered a ranged request with the whole file.
+    pub restarts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +82,7 @@ pub(crate) async fn run(
         Mode::Single
     };
     let mut restart = false;
+    let mut restarts = 0;
     loop {
         match attempt(hub, job, progress, cancel, mode, restart).await {
             Err(Outcome::RangeIgnored) if mode == Mode::Parallel || !restart => {
@@ -83,6 +91,7 @@ pub(crate) async fn run(
                     .note("the server ignores byte ranges: restarting the file on one connection");
                 mode = Mode::Single;
                 restart = true;
+                restarts += 1;
             }
             Err(Outcome::RangeIgnored) => {
                 return Err(HubError::Protocol {
@@ -91,7 +100,7 @@ pub(crate) async fn run(
                 });
             }
             Err(Outcome::Failed(e)) => return Err(e),
-            Ok(stats) => return Ok(stats),
+            Ok(stats) => return Ok(TransferStats { restarts, ..stats }),
         }
     }
 }
@@ -153,22 +162,24 @@ async fn attempt(
     let queue = Arc::new(Mutex::new(VecDeque::from(work)));
     let budget = sink::budget();
     let stop = cancel.child_token();
+    let retries = Arc::new(AtomicU32::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..connections {
-        let (hub, job, queue, tx, stop, budget) = (
+        let (hub, job, queue, tx, stop, budget, retries) = (
             hub.clone(),
             job.clone(),
             queue.clone(),
             tx.clone(),
             stop.clone(),
             budget.clone(),
+            retries.clone(),
         );
         let whole_ok = mode == Mode::Single;
         workers.spawn(async move {
             loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                 let Some(range) = next else { return Ok(()) };
-                fetch_range(&hub, &job, range, whole_ok, (&tx, &budget), &stop).await?;
+                fetch_range(&hub, &job, range, whole_ok, (&tx, &budget, &retries), &stop).await?;
             }
         });
     }
@@ -217,6 +228,8 @@ async fn attempt(
         fetched: written.bytes,
         resumed: done.covered(),
         connections,
+        retries: retries.load(Ordering::Relaxed),
+        restarts: 0,
     })
 }
 

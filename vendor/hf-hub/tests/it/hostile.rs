@@ -29,6 +29,19 @@ async fn listings_with_escaping_paths_are_refused() {
             matches!(err, HubError::HostileAnswer { what: "path", .. }),
             "{bad}: {err}"
         );
+        // The revision listing refuses it first in a snapshot; the tree
+        // listing must refuse it on its own too.
+        let err = fx
+            .hub()
+            .tree(&model("org/small"), &main(), &CancellationToken::new())
+            .await
+            .unwrap_err();
+        match &err {
+            HubError::HostileAnswer {
+                what: "path", url, ..
+            } => assert!(url.contains("/tree/"), "{bad}: {err}"),
+            other => panic!("{bad}: {other}"),
+        }
         // Nothing was written next to or above the cache.
         let parent = fx.cache.path().parent().unwrap();
         assert!(!parent.join("evil").exists() && !fx.cache.path().join("evil").exists());
