@@ -197,6 +197,17 @@ pub enum HubError {
         #[source]
         source: serde_json::Error,
     },
+    /// An option is out of its range (zero connections, a chunk size the
+    /// transfer cannot split by).
+    #[error("invalid option {name} = {value}: {reason}")]
+    InvalidOption {
+        /// The option's name in [`crate::HubOptions`].
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// The range it must be in.
+        reason: String,
+    },
     /// The client configuration is unusable (a bad endpoint URL, a token
     /// that is not a valid header value).
     #[error("invalid configuration: {0}")]

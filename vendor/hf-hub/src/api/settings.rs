@@ -85,7 +85,8 @@ impl Settings {
                 u32::try_from(retries).unwrap_or(u32::MAX).saturating_add(1);
         }
         if let Some(files) = self.max_files {
-            options.connections_per_file = files.max(1);
+            // Checked by Hub::new: 0 is an error, not silently one.
+            options.connections_per_file = files;
         }
         if let Some(chunk) = self.chunk_size {
             options.chunk_size = chunk as u64;

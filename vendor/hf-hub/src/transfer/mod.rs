@@ -136,7 +136,8 @@ async fn attempt(
     // Pieces small enough to spread over every connection, never larger
     // than chunk_size.
     let per_conn = job.size.div_ceil(opts.connections_per_file as u64 * 2);
-    let chunk_len = per_conn.clamp(1 << 20, opts.chunk_size);
+    // (max then min, not clamp: a chunk_size below 1 MiB wins.)
+    let chunk_len = per_conn.max(1 << 20).min(opts.chunk_size);
     let work: Vec<Range<u64>> = match mode {
         Mode::Single => missing,
         Mode::Parallel => missing

@@ -14,6 +14,7 @@ mod faults;
 mod hostile;
 mod layout;
 mod offline;
+mod options;
 mod transfer;
 #[cfg(feature = "xet")]
 mod xet;
