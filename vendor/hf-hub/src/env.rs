@@ -18,7 +18,7 @@ use std::path::PathBuf;
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// Settings taken from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EnvConfig {
     /// `HF_HOME`.
     pub home: PathBuf,
@@ -34,6 +34,20 @@ pub struct EnvConfig {
     pub offline: bool,
     /// `HF_HUB_DISABLE_XET`.
     pub disable_xet: bool,
+}
+
+impl std::fmt::Debug for EnvConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvConfig")
+            .field("home", &self.home)
+            .field("cache_dir", &self.cache_dir)
+            .field("endpoint", &self.endpoint)
+            .field("token", &crate::options::redacted(self.token.as_ref()))
+            .field("token_path", &self.token_path)
+            .field("offline", &self.offline)
+            .field("disable_xet", &self.disable_xet)
+            .finish()
+    }
 }
 
 impl EnvConfig {

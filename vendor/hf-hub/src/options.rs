@@ -20,11 +20,12 @@ pub const MAX_CHUNK: u64 = 1 << 30;
 
 /// How downloads run. The defaults suit a desktop on a home connection and
 /// saturate a fast link; every field can be changed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HubOptions {
     /// Base URL of the Hub (no trailing slash).
     pub endpoint: String,
-    /// Access token; sent to the endpoint's origin only.
+    /// Access token; sent to the endpoint's origin only. Never shown by
+    /// `Debug`.
     pub token: Option<String>,
     /// The hub cache (`$HF_HUB_CACHE`).
     pub cache_dir: PathBuf,
@@ -94,6 +95,35 @@ impl Default for HubOptions {
             xet_cache_dir: None,
         }
     }
+}
+
+impl std::fmt::Debug for HubOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field but the token, which shows only whether it is set.
+        f.debug_struct("HubOptions")
+            .field("endpoint", &self.endpoint)
+            .field("token", &redacted(self.token.as_ref()))
+            .field("cache_dir", &self.cache_dir)
+            .field("offline", &self.offline)
+            .field("max_files", &self.max_files)
+            .field("connections_per_file", &self.connections_per_file)
+            .field("chunk_size", &self.chunk_size)
+            .field("parallel_threshold", &self.parallel_threshold)
+            .field("retry", &self.retry)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("fsync", &self.fsync)
+            .field("user_agent", &self.user_agent)
+            .field("xet", &self.xet)
+            .field("xet_cache_dir", &self.xet_cache_dir)
+            .finish()
+    }
+}
+
+/// What `Debug` shows for a secret: whether there is one, never its value.
+pub(crate) fn redacted<T>(secret: Option<&T>) -> Option<&'static str> {
+    secret.map(|_| "<redacted>")
 }
 
 impl HubOptions {

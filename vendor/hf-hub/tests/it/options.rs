@@ -1,4 +1,4 @@
-//! Options are checked where they enter.
+//! Options are checked where they enter, and secrets never show in `Debug`.
 
 use std::time::Duration;
 
@@ -99,4 +99,49 @@ async fn a_chunk_size_below_one_mebibyte_still_downloads() {
     assert!(std::fs::read(&file.path).unwrap() == fx.source("org/big", "model.bin"));
     // 40 MiB in pieces of at most 512 KiB.
     assert!(fx.server.stats().cdn_requests >= 80);
+}
+
+#[test]
+fn tokens_never_show_in_debug_output() {
+    const SECRET: &str = "hf_do_not_print_me_0123456789";
+    let home = tempfile::tempdir().unwrap();
+    let shown = |what: &str, text: String| {
+        assert!(!text.contains(SECRET), "{what} shows the token: {text}");
+        assert!(
+            text.contains("redacted"),
+            "{what} hides that it has a token: {text}"
+        );
+    };
+    let env = hf_hub::env::EnvConfig::from_vars(|k| match k {
+        "HF_TOKEN" => Some(SECRET.into()),
+        "HF_HOME" => Some(home.path().display().to_string()),
+        _ => None,
+    });
+    shown("EnvConfig", format!("{env:?}"));
+    let options = HubOptions {
+        token: Some(SECRET.into()),
+        ..HubOptions::default()
+    };
+    shown("HubOptions", format!("{options:?}"));
+    let hub = Hub::new(options).unwrap();
+    assert!(!format!("{hub:?}").contains(SECRET));
+
+    let cache = hf_hub::Cache::new(home.path().join("hub"));
+    let builder =
+        hf_hub::api::sync::ApiBuilder::from_cache(cache.clone()).with_token(Some(SECRET.into()));
+    shown("sync ApiBuilder (and its Settings)", format!("{builder:?}"));
+    let api = builder.build().unwrap();
+    shown("sync Api", format!("{api:?}"));
+    shown(
+        "sync ApiRepo",
+        format!("{:?}", api.model("org/small".into())),
+    );
+    let builder = hf_hub::api::tokio::ApiBuilder::from_cache(cache).with_token(Some(SECRET.into()));
+    shown("tokio ApiBuilder", format!("{builder:?}"));
+    let api = builder.build().unwrap();
+    shown("tokio Api", format!("{api:?}"));
+    shown(
+        "tokio ApiRepo",
+        format!("{:?}", api.model("org/small".into())),
+    );
 }
