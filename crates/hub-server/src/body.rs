@@ -74,7 +74,10 @@ pub(crate) fn content_response(
         faults.draw(requested.as_ref().unwrap_or(&whole))
     };
     if let Some((status, retry_after)) = drawn.status {
-        let mut response = Response::new(Body::from("injected failure"));
+        let body = drawn
+            .fail_body
+            .unwrap_or_else(|| "injected failure".to_string());
+        let mut response = Response::new(Body::from(body));
         *response.status_mut() =
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if let Some(secs) = retry_after {

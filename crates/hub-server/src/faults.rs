@@ -20,6 +20,9 @@ pub struct FaultPlan {
     pub cut_after: Option<(u64, u32)>,
     /// Answer this status instead of content: `(status, times, retry_after_secs)`.
     pub fail_status: Option<(u16, u32, Option<u64>)>,
+    /// The body of those answers, instead of `injected failure` (e.g. text
+    /// with terminal escapes, as a hostile server might send).
+    pub fail_body: Option<String>,
     /// Flip the byte at this file offset in answers that carry it: `(offset, times)`.
     pub flip_byte_at: Option<(u64, u32)>,
     /// Cap each answer's body at this many bytes per second.
@@ -30,6 +33,11 @@ pub struct FaultPlan {
     pub stall: Option<(u64, u64, u32)>,
     /// Add this path to tree and revision listings (e.g. `../evil`).
     pub hostile_listing_path: Option<String>,
+    /// Tree listings always carry a next-page link, and it goes back this
+    /// many entries from where the page ended: 0 never ends (past the last
+    /// entry, an empty page links to itself), 1 overlaps the pages (a path
+    /// listed twice).
+    pub listing_cursor_back: Option<usize>,
     /// Announce this size in resolve answers instead of the real one.
     pub announced_size: Option<u64>,
     /// Fail the Xet token endpoint with this status.
@@ -50,6 +58,7 @@ pub struct FaultPlan {
 pub(crate) struct Drawn {
     pub(crate) cut_after: Option<u64>,
     pub(crate) status: Option<(u16, Option<u64>)>,
+    pub(crate) fail_body: Option<String>,
     pub(crate) flip_at: Option<u64>,
     pub(crate) rate_limit: Option<u64>,
     pub(crate) ignore_range: bool,
@@ -110,6 +119,7 @@ impl Faults {
         if status.is_some() {
             return Drawn {
                 status,
+                fail_body: plan.fail_body.clone(),
                 ..Drawn::default()
             };
         }
@@ -122,6 +132,7 @@ impl Faults {
         Drawn {
             cut_after: take(&mut plan.cut_after, |v| &mut v.1).map(|v| v.0),
             status: None,
+            fail_body: None,
             flip_at,
             rate_limit: plan.rate_limit,
             ignore_range: plan.ignore_range,
