@@ -29,9 +29,9 @@ pub mod retry;
 pub mod verify;
 
 pub use client::{Hub, display_url};
-pub use options::{HubOptions, MAX_CHUNK, MAX_CONNECTIONS, MIN_CHUNK, XetMode};
 pub use compat::{Cache, CacheRepo, Repo, RepoType};
 pub use download::{CachedFile, Snapshot};
 pub use error::HubError;
+pub use options::{HubOptions, Limits, MAX_CHUNK, MAX_CONNECTIONS, MIN_CHUNK, XetMode};
 pub use tektra_progress as progress;
 pub use transfer::TransferStats;

@@ -52,6 +52,8 @@ pub struct HubOptions {
     /// `fsync` each blob before it is renamed into the cache, so a power
     /// cut cannot leave a blob with unwritten pages behind a valid name.
     pub fsync: bool,
+    /// Bounds on what a server's answers may cost.
+    pub limits: Limits,
     /// Extra `key/value` parts of the User-Agent.
     pub user_agent: Vec<(String, String)>,
     /// Use Xet storage for files that have it (when built with `xet`).
@@ -60,6 +62,33 @@ pub struct HubOptions {
     /// `<cache_dir>/.xet`; [`HubOptions::from_env`] uses `$HF_HOME/xet`,
     /// where huggingface_hub keeps them too.
     pub xet_cache_dir: Option<PathBuf>,
+}
+
+/// Bounds on what a server's answers may cost, so a hostile or broken
+/// server cannot make a listing read without end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest JSON answer read (revision info, a listing page, a Xet token
+    /// answer, which is held to at most 1 MiB), in bytes.
+    pub json_bytes: u64,
+    /// Most pages one tree listing may span.
+    pub listing_pages: usize,
+    /// Most entries (files and folders) one tree listing may hold.
+    pub listing_entries: usize,
+    /// Longest one whole tree listing may take, every page included.
+    pub listing_time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // A revision answer for a repo of a million files is about 60 MB.
+            json_bytes: 64 << 20,
+            listing_pages: 10_000,
+            listing_entries: 1_000_000,
+            listing_time: Duration::from_secs(10 * 60),
+        }
+    }
 }
 
 /// Whether Xet-backed files go through Xet.
@@ -90,6 +119,7 @@ impl Default for HubOptions {
             read_timeout: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(30 * 60),
             fsync: false,
+            limits: Limits::default(),
             user_agent: Vec::new(),
             xet: XetMode::Auto,
             xet_cache_dir: None,
@@ -114,6 +144,7 @@ impl std::fmt::Debug for HubOptions {
             .field("read_timeout", &self.read_timeout)
             .field("lock_timeout", &self.lock_timeout)
             .field("fsync", &self.fsync)
+            .field("limits", &self.limits)
             .field("user_agent", &self.user_agent)
             .field("xet", &self.xet)
             .field("xet_cache_dir", &self.xet_cache_dir)
@@ -192,6 +223,13 @@ impl HubOptions {
             if value.is_zero() {
                 return bad(name, "0 s".into(), "must be longer than zero".into());
             }
+        }
+        if self.limits.listing_pages == 0 || self.limits.json_bytes == 0 {
+            return bad(
+                "limits",
+                format!("{:?}", self.limits),
+                "a listing needs at least one page of at least one byte".into(),
+            );
         }
         Ok(())
     }

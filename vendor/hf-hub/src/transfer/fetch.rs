@@ -70,7 +70,7 @@ pub(crate) async fn fetch_range(
         let (error, wait) = match outcome {
             Ok(()) => continue,
             Err(Attempt::Fatal(e)) => return Err(e),
-            Err(Attempt::Retry(e, wait)) => (e, wait),
+            Err(Attempt::Retry(e, wait)) => (e, wait.map(|w| *w)),
         };
         if pos > before {
             // Bytes moved: the connection works, only this attempt broke.
@@ -84,7 +84,7 @@ pub(crate) async fn fetch_range(
 
 enum Attempt {
     Fatal(FetchError),
-    Retry(HubError, Option<std::time::Duration>),
+    Retry(HubError, Option<Box<crate::retry::RetryAfter>>),
 }
 
 impl From<HubError> for Attempt {
@@ -121,7 +121,7 @@ async fn fetch_once(
     };
     let status = response.status();
     if is_transient_status(status) {
-        let wait = retry_after(response.headers());
+        let wait = retry_after(response.headers()).map(Box::new);
         let error = HubError::Http {
             url: shown(),
             status: status.as_u16(),
