@@ -152,17 +152,17 @@ async fn attempt(
     // Journal often enough that a killed run loses about one chunk in all,
     // spread over its connections.
     let journal_step = (chunk_len / connections as u64).clamp(256 << 10, 2 << 20);
+    let stop = cancel.child_token();
     let (tx, sink) = sink::start(
-        file,
-        journal,
+        (file, journal),
         job,
         &done,
         progress.clone(),
         (opts.fsync, journal_step),
+        stop.clone(),
     )?;
     let queue = Arc::new(Mutex::new(VecDeque::from(work)));
     let budget = sink::budget();
-    let stop = cancel.child_token();
     let retries = Arc::new(AtomicU32::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..connections {
@@ -214,16 +214,18 @@ async fn attempt(
     if failure.is_none() {
         progress.set_state(State::Verifying);
     }
-    // The writer reports disk errors even when the network side stopped first.
-    let (written, hashed, digest) = sink.finish().await?;
+    let finished = sink.finish().await;
     if cancel.is_cancelled() {
         return Err(HubError::Cancelled.into());
     }
-    match failure {
-        Some(FetchError::RangeIgnored) => return Err(Outcome::RangeIgnored),
-        Some(FetchError::Hub(e)) => return Err(e.into()),
-        None => {}
-    }
+    let (written, hashed, digest) = match (finished, failure) {
+        // The writer reports disk errors even when the network side stopped
+        // first; a hasher stopped by a failed connection is not one.
+        (Err(e), _) if !matches!(e, HubError::Cancelled) => return Err(e.into()),
+        (_, Some(FetchError::RangeIgnored)) => return Err(Outcome::RangeIgnored),
+        (_, Some(FetchError::Hub(e))) | (Err(e), None) => return Err(e.into()),
+        (Ok(done), None) => done,
+    };
     verify(job, hashed, &digest)?;
     Ok(TransferStats {
         fetched: written.bytes,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tektra_progress::FileProgress;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use super::Job;
 use crate::cache::write_ranges_line;
@@ -61,18 +62,26 @@ enum HashMsg {
 
 /// Starts the writer and hasher for `file`. Returns the sender the network
 /// tasks use and a handle that yields the outcome once every sender is gone.
+/// `stop` ends the hasher's read-back of resumed bytes early (the outcome
+/// is then [`HubError::Cancelled`]).
 pub(crate) fn start(
-    file: File,
-    journal: File,
+    (file, journal): (File, File),
     job: &Job,
     already: &RangeSet,
     progress: FileProgress,
     (fsync, journal_step): (bool, u64),
+    stop: CancellationToken,
 ) -> Result<(mpsc::Sender<Chunk>, SinkHandle), HubError> {
     let path = job.incomplete.clone();
     let journal_path = job.parts.clone();
     let reader = File::open(&path).map_err(|e| HubError::io("opening", &path, e))?;
-    let mut hasher = OrderedHasher::new(&job.expected, job.size, reader, path.clone(), already);
+    let mut hasher = OrderedHasher::new(
+        &job.expected,
+        job.size,
+        (reader, path.clone()),
+        already,
+        stop,
+    );
     let (hash_tx, hash_rx) = sync_channel::<HashMsg>(1024);
     let hash_path = path.clone();
     let hasher_task = tokio::task::spawn_blocking(move || {
@@ -107,10 +116,12 @@ pub(crate) struct SinkHandle {
 
 impl SinkHandle {
     /// The writer's result, then the hasher's (frontier, digest). Call after
-    /// dropping every sender.
+    /// dropping every sender. Both are waited for, whatever fails first.
     pub(crate) async fn finish(self) -> Result<(Written, u64, String), HubError> {
-        let written = join(self.writer).await?;
-        let (hashed, digest) = join(self.hasher).await?;
+        let written = join(self.writer).await;
+        let hashed = join(self.hasher).await;
+        let written = written?;
+        let (hashed, digest) = hashed?;
         Ok((written, hashed, digest))
     }
 }
@@ -185,7 +196,13 @@ fn hash_loop(
     rx: &Receiver<HashMsg>,
     path: &PathBuf,
 ) -> Result<(), HubError> {
-    let err = |e| HubError::io("hashing", path, e);
+    let err = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            HubError::Cancelled
+        } else {
+            HubError::io("hashing", path, e)
+        }
+    };
     // Resumed ranges that start at 0 are hashed before new bytes arrive.
     hasher.written_range(0..0).map_err(err)?;
     while let Ok(HashMsg::Data(offset, bytes, permit)) = rx.recv() {

@@ -15,6 +15,8 @@ mod hostile;
 mod layout;
 mod offline;
 mod options;
+#[cfg(target_os = "linux")]
+mod resume;
 mod transfer;
 #[cfg(feature = "xet")]
 mod xet;
