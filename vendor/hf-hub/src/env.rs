@@ -11,6 +11,7 @@
 //! | `HF_TOKEN_PATH` | the token file | `$HF_HOME/token` |
 //! | `HF_HUB_OFFLINE` | `1`/`true`/`yes`/`on`: never touch the network | off |
 //! | `HF_HUB_DISABLE_XET` | same values: never use Xet | off |
+//! | `TEKTRA_HUB_FSYNC` | `0`/`false`/`no`/`off`: do not sync downloads to disk | on |
 
 use std::path::PathBuf;
 
@@ -34,6 +35,9 @@ pub struct EnvConfig {
     pub offline: bool,
     /// `HF_HUB_DISABLE_XET`.
     pub disable_xet: bool,
+    /// Not `TEKTRA_HUB_FSYNC=0`: downloads are synced to disk before they
+    /// are trusted (see [`crate::HubOptions::fsync`]).
+    pub fsync: bool,
 }
 
 impl std::fmt::Debug for EnvConfig {
@@ -46,6 +50,7 @@ impl std::fmt::Debug for EnvConfig {
             .field("token_path", &self.token_path)
             .field("offline", &self.offline)
             .field("disable_xet", &self.disable_xet)
+            .field("fsync", &self.fsync)
             .finish()
     }
 }
@@ -90,6 +95,7 @@ impl EnvConfig {
             token_path,
             offline: non_empty("HF_HUB_OFFLINE").is_some_and(|v| is_true(&v)),
             disable_xet: non_empty("HF_HUB_DISABLE_XET").is_some_and(|v| is_true(&v)),
+            fsync: !non_empty("TEKTRA_HUB_FSYNC").is_some_and(|v| is_false(&v)),
         }
     }
 }
@@ -106,6 +112,13 @@ fn is_true(value: &str) -> bool {
     matches!(
         value.trim().to_ascii_lowercase().as_str(),
         "1" | "true" | "yes" | "on"
+    )
+}
+
+fn is_false(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "0" | "false" | "no" | "off"
     )
 }
 

@@ -49,8 +49,11 @@ pub struct HubOptions {
     pub read_timeout: Duration,
     /// Longest wait for another process's lock on the same blob.
     pub lock_timeout: Duration,
-    /// `fsync` each blob before it is renamed into the cache, so a power
-    /// cut cannot leave a blob with unwritten pages behind a valid name.
+    /// Make every byte durable before it is trusted: a blob's data is
+    /// synced before its rename into `blobs/` (both transports) and the
+    /// folder after it; a range goes into the resume journal only once its
+    /// bytes are synced. On by default; off (`TEKTRA_HUB_FSYNC=0`) trades a
+    /// power cut's safety for speed (see the README for the cost).
     pub fsync: bool,
     /// Bounds on what a server's answers may cost.
     pub limits: Limits,
@@ -118,7 +121,7 @@ impl Default for HubOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(30 * 60),
-            fsync: false,
+            fsync: true,
             limits: Limits::default(),
             user_agent: Vec::new(),
             xet: XetMode::Auto,
@@ -172,6 +175,7 @@ impl HubOptions {
             token: cfg.token.clone(),
             cache_dir: cfg.cache_dir.clone(),
             offline: cfg.offline,
+            fsync: cfg.fsync,
             xet: if cfg.disable_xet {
                 XetMode::Disabled
             } else {

@@ -3,6 +3,7 @@
 //! earlier run left, hashed as they land.
 
 mod fetch;
+mod journal;
 mod sink;
 
 use std::collections::VecDeque;
@@ -309,13 +310,13 @@ fn open_partial(job: &Job, restart: bool) -> Result<(File, File, RangeSet), HubE
         .append(true)
         .open(&job.parts)
         .map_err(|e| HubError::io("opening", &job.parts, e))?;
-    if !done.ranges().is_empty() {
-        // Rewrite what we trust as the journal's first lines.
-        let _ = journal.set_len(0);
-        for r in done.ranges() {
-            crate::cache::write_ranges_line(&mut journal, r.start, r.end)
-                .map_err(|e| HubError::io("journaling", &job.parts, e))?;
-        }
+    // What we trust becomes the whole journal: lines it no longer trusts
+    // (past the file's end) must not come back when the file grows again,
+    // and with nothing trusted it starts empty.
+    let journaling = |e| HubError::io("journaling", &job.parts, e);
+    journal.set_len(0).map_err(journaling)?;
+    for r in done.ranges() {
+        crate::cache::write_ranges_line(&mut journal, r.start, r.end).map_err(journaling)?;
     }
     Ok((file, journal, done))
 }

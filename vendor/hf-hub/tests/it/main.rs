@@ -10,6 +10,8 @@
 
 mod common;
 mod compat;
+#[cfg(unix)]
+mod durability;
 mod faults;
 mod hostile;
 mod layout;
