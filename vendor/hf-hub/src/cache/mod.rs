@@ -17,6 +17,8 @@
 //! Everything that lands under `blobs/`, `snapshots/` or `refs/` arrives by
 //! rename, so a reader sees the right bytes or nothing; what is renamed is
 //! synced first and its folder after, so a power cut does not change that.
+//! A blob whose etag is not a content hash (a foreign mirror) is named
+//! `<etag>-<16 hex digits>` instead (see [`RepoCache::blob_name`]).
 
 mod lock;
 mod mark;
@@ -30,6 +32,7 @@ pub(crate) use write::{sync_dir, write_atomic, write_ranges_line};
 
 use crate::error::HubError;
 use crate::ids::{RepoPath, RepoRef, Revision, is_commit_hash};
+use crate::verify::Expected;
 
 /// Content of `CACHEDIR.TAG`, identical to what huggingface_hub writes so
 /// that whichever tool comes first, the file is the same.
@@ -113,8 +116,38 @@ impl RepoCache {
         &self.root
     }
 
-    /// `blobs/<name>`: the blob's name is its etag, checked (see
-    /// `ids::check_etag`).
+    /// The name of a file's blob under `blobs/`: its etag when the etag is
+    /// a content hash (sha256 or git sha1), as huggingface_hub names it.
+    /// Any other etag (a foreign mirror's, made of a size or a date) may be
+    /// shared by two different files, so the name adds 16 hex digits of the
+    /// sha256 of commit and path: two files never share such a blob.
+    ///
+    /// ```
+    /// use hf_hub::cache::RepoCache;
+    /// use hf_hub::ids::RepoPath;
+    /// let c = "0123456789012345678901234567890123456789";
+    /// let sha = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+    /// assert_eq!(RepoCache::blob_name(sha, c, &RepoPath::new("a.bin").unwrap()), sha);
+    /// let a = RepoCache::blob_name("5f3a-1000", c, &RepoPath::new("a.bin").unwrap());
+    /// let b = RepoCache::blob_name("5f3a-1000", c, &RepoPath::new("b.bin").unwrap());
+    /// assert!(a.starts_with("5f3a-1000-") && a != b);
+    /// ```
+    #[must_use]
+    pub fn blob_name(etag: &str, commit: &str, path: &RepoPath) -> String {
+        use sha2::{Digest, Sha256};
+        if Expected::from_etag(etag) != Expected::SizeOnly {
+            return etag.to_string();
+        }
+        let mut h = Sha256::default();
+        h.update(commit.as_bytes());
+        h.update([0]);
+        h.update(path.as_str().as_bytes());
+        let digest = hex::encode(h.finalize());
+        format!("{etag}-{}", &digest[..16])
+    }
+
+    /// `blobs/<name>`. The name comes from [`RepoCache::blob_name`] of a
+    /// checked etag (see `ids::check_etag`).
     #[must_use]
     pub fn blob_path(&self, name: &str) -> PathBuf {
         self.dir.join("blobs").join(name)

@@ -311,7 +311,7 @@ impl Hub {
         cancel: &CancellationToken,
     ) -> Result<CachedFile, HubError> {
         let commit = at_commit.as_str();
-        let name = entry.etag.clone();
+        let name = RepoCache::blob_name(&entry.etag, commit, &entry.path);
         if blob::is_verified(repo_cache, &name, entry.size) {
             let path = repo_cache.link_snapshot(commit, &entry.path, &name)?;
             return Ok(cached(&entry.path, path, commit, Some(entry.size)));
@@ -342,7 +342,7 @@ impl Hub {
     ) -> Result<CachedFile, HubError> {
         self.cache().ensure_tag();
         repo_cache.write_ref(revision, &meta.commit)?;
-        let name = meta.etag.clone();
+        let name = RepoCache::blob_name(&meta.etag, &meta.commit, &meta.path);
         let link = || {
             let path = repo_cache.link_snapshot(&meta.commit, &meta.path, &name)?;
             Ok(cached(&meta.path, path, &meta.commit, Some(meta.size)))

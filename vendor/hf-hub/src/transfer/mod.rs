@@ -267,8 +267,10 @@ pub(crate) fn verify(job: &Job, hashed: u64, digest: &str) -> Result<(), HubErro
 /// Opens (or creates) the partial file and its range journal, and works out
 /// which bytes are already there. Without a journal, a partial file is
 /// taken as a prefix (what older huggingface_hub versions leave); the hash
-/// check catches a wrong guess.
+/// check catches a wrong guess. A file whose etag is not a hash has no such
+/// check, so its partial bytes are never trusted: it starts over.
 fn open_partial(job: &Job, restart: bool) -> Result<(File, File, RangeSet), HubError> {
+    let restart = restart || job.expected == Expected::SizeOnly;
     if let Some(parent) = job.incomplete.parent() {
         std::fs::create_dir_all(parent).map_err(|e| HubError::io("creating", parent, e))?;
     }

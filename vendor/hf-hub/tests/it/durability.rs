@@ -1,13 +1,14 @@
-//! What a power cut or another tool can leave in the cache is checked
-//! before it is trusted.
+//! What a power cut, another tool or a foreign mirror can leave in the
+//! cache is checked before it is trusted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use hf_hub::cache::RepoCache;
 use hf_hub::progress::{Event, State};
 use hf_hub::{Hub, HubError};
 use sha2::{Digest, Sha256};
-use tektra_hub_server::FaultPlan;
+use tektra_hub_server::{FaultPlan, Server, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
@@ -152,4 +153,76 @@ async fn a_stale_journal_is_emptied_when_it_vouches_for_nothing() {
         .await
         .unwrap();
     assert!(std::fs::read(&file.path).unwrap() == source);
+}
+
+const MIRROR_SIZE: usize = 9 << 20;
+const MIRROR_COMMIT: &str = "1234567890abcdef1234567890abcdef12345678";
+/// Not a content hash: what a plain web server's etag looks like.
+const WEAK_ETAG: &str = "5f3a1c2b-900000";
+
+/// A mirror served from a hub cache whose two files have one etag (the
+/// server names each by its blob's file name), the same size and
+/// different bytes.
+async fn mirror() -> (tempfile::TempDir, Server) {
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("models--org--mirror");
+    let snapshot = repo.join("snapshots").join(MIRROR_COMMIT);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), MIRROR_COMMIT).unwrap();
+    for (name, seed) in [("a.bin", 21), ("b.bin", 22)] {
+        let blob = repo.join("blobs").join(name).join(WEAK_ETAG);
+        std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+        std::fs::write(&blob, bytes(MIRROR_SIZE, seed)).unwrap();
+        std::os::unix::fs::symlink(&blob, snapshot.join(name)).unwrap();
+    }
+    let server = Server::builder(Store::open(root.path()).unwrap())
+        .start()
+        .await
+        .unwrap();
+    (root, server)
+}
+
+fn mirror_hub(server: &Server, cache: &std::path::Path) -> Hub {
+    Hub::new(hf_hub::HubOptions {
+        endpoint: server.url(),
+        cache_dir: cache.to_path_buf(),
+        ..hf_hub::HubOptions::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn files_a_mirror_gives_one_weak_etag_do_not_share_a_blob() {
+    let (_root, server) = mirror().await;
+    let cache = tempfile::tempdir().unwrap();
+    let hub = mirror_hub(&server, cache.path());
+    let repo = model("org/mirror");
+    for (name, seed) in [("a.bin", 21), ("b.bin", 22)] {
+        let file = hub.file(&repo, &main(), &path(name)).await.unwrap();
+        assert!(
+            std::fs::read(&file.path).unwrap() == bytes(MIRROR_SIZE, seed),
+            "{name} holds another file's bytes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_partial_file_with_a_weak_etag_is_never_resumed() {
+    let (_root, server) = mirror().await;
+    let cache = tempfile::tempdir().unwrap();
+    let hub = mirror_hub(&server, cache.path());
+    let repo = model("org/mirror");
+    let repo_cache = hub.cache().repo(&repo);
+    let name = RepoCache::blob_name(WEAK_ETAG, MIRROR_COMMIT, &path("a.bin"));
+    // Wrong bytes of the right size, and a journal that vouches for them:
+    // without a hash nothing could tell.
+    let partial = repo_cache.incomplete_path(&name);
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, bytes(MIRROR_SIZE, 99)).unwrap();
+    std::fs::write(repo_cache.parts_path(&name), format!("0 {MIRROR_SIZE}\n")).unwrap();
+    let file = hub.file(&repo, &main(), &path("a.bin")).await.unwrap();
+    assert!(std::fs::read(&file.path).unwrap() == bytes(MIRROR_SIZE, 21));
+    assert_eq!(file.stats.resumed, 0);
+    assert_eq!(server.stats().content_bytes, MIRROR_SIZE as u64);
 }

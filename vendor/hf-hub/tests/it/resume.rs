@@ -5,6 +5,7 @@ use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::time::{Duration, Instant};
 
+use hf_hub::cache::RepoCache;
 use hf_hub::{Hub, HubError, HubOptions};
 use tektra_hub_server::{Server, Store};
 use tokio_util::sync::CancellationToken;
@@ -50,7 +51,7 @@ async fn a_cancel_stops_the_read_back_of_a_resumed_gigabyte() {
         .resolve(&repo, &main(), &file, &CancellationToken::new())
         .await
         .unwrap();
-    let name = meta.etag.clone();
+    let name = RepoCache::blob_name(&meta.etag, &meta.commit, &file);
     let repo_cache = hub.cache().repo(&repo);
 
     // A partial file of 1 GiB less 1 MiB of real bytes, a journal that
