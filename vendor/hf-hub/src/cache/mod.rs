@@ -170,16 +170,15 @@ impl RepoCache {
     }
 
     /// Records that `blobs/<name>` was checked against its name: syncs it,
-    /// then marks it, so the mark never outlives its bytes. Where the file
-    /// system cannot hold the mark this does nothing (the blob is checked
-    /// again next time).
-    pub(crate) fn mark_verified(&self, name: &str) -> Result<(), HubError> {
+    /// then marks it, so the mark never outlives its bytes. Best effort:
+    /// a blob we may not sync or mark (another user's, a read-only cache, a
+    /// file system without extended attributes) stays unmarked and is
+    /// checked again next time; its bytes were right, so it is used.
+    pub(crate) fn mark_verified(&self, name: &str) {
         let path = self.blob_path(name);
-        sync_file(&path).map_err(|e| HubError::io("syncing", &path, e))?;
-        if mark::set(&path, name).is_ok() {
-            sync_file(&path).map_err(|e| HubError::io("syncing", &path, e))?;
+        if sync_file(&path).is_ok() && mark::set(&path, name).is_ok() {
+            let _ = sync_file(&path);
         }
-        Ok(())
     }
 
     /// `blobs/<name>.incomplete`: where a download writes before the rename.
@@ -333,12 +332,14 @@ impl RepoCache {
 }
 
 /// Syncs a file's data and metadata (extended attributes included). Opened
-/// for writing, which some systems need to flush a file.
+/// for writing, which some systems need to flush a file, else for reading
+/// (enough on Unix, for a file we may read but not write).
 fn sync_file(path: &Path) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)?
-        .sync_all()
+    let file = match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(file) => file,
+        Err(_) => std::fs::File::open(path)?,
+    };
+    file.sync_all()
 }
 
 /// Joins a validated repo path under `base`, one component at a time.

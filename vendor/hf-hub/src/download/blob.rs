@@ -48,7 +48,7 @@ pub(super) async fn recheck(
         Err(e) => return Err(HubError::io("hashing", &path, e)),
     };
     if len == size && digest == expected.hex() {
-        repo_cache.mark_verified(name)?;
+        repo_cache.mark_verified(name);
         return Ok(true);
     }
     progress.note(format!(

@@ -83,6 +83,23 @@ async fn a_full_size_blob_we_did_not_commit_is_hashed_before_it_is_linked() {
 }
 
 #[tokio::test]
+async fn a_right_blob_we_may_not_mark_is_still_used() {
+    // Another user's blob in a shared cache: readable, not writable. Its
+    // bytes are right, so it is linked; it just cannot carry the mark.
+    let fx = Fixture::new().await;
+    let source = fx.source("org/small", "weights.safetensors");
+    let sha = hex::encode(Sha256::digest(&source));
+    let blob = blobs(&fx, "org/small").join(&sha);
+    std::fs::write(&blob, &source).unwrap();
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    let (file, states, served) = weights(&fx, &fx.hub()).await;
+    assert!(file.was_cached && served == 0, "{states:?} {served}");
+    assert!(std::fs::read(&file.path).unwrap() == source);
+}
+
+#[tokio::test]
 async fn without_fsync_a_blob_is_not_marked_and_its_next_use_checks_it() {
     let fx = Fixture::new().await;
     let synced = fx.hub();
