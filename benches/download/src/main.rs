@@ -35,9 +35,18 @@ fn paths() -> Result<Paths, String> {
     let dir = exe.parent().ok_or("no exe dir")?.to_path_buf();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let data = data_dir();
+    // The upstream client is a project of its own: its binary is beside
+    // ours when CARGO_TARGET_DIR is set (CI), else under its own target/.
+    let upstream = [
+        dir.join("upstream-hf-hub-bench"),
+        root.join("benches/upstream-hf-hub/target/release/upstream-hf-hub-bench"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| root.join("benches/upstream-hf-hub/target/release/upstream-hf-hub-bench"));
     Ok(Paths {
         tektra: dir.join("tektra"),
-        upstream: root.join("benches/upstream-hf-hub/target/release/upstream-hf-hub-bench"),
+        upstream,
         python: data.join("venv/bin/python"),
         data: data.join("bench/download"),
     })
