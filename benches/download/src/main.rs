@@ -1,9 +1,10 @@
 //! Download benchmark (release build): a 1 GiB file from `tektra serve` on
-//! loopback, fetched by `tektra download`, by upstream hf-hub 0.4.3's tokio
-//! API with `high()`, and by Python's huggingface_hub, in the same run,
-//! once with every connection capped at 50 MB/s and once uncapped. Each
-//! client is its own process; the kernel's accounting gives its CPU time
-//! and peak RSS.
+//! loopback, fetched by `tektra download`, by `tektra download` with
+//! syncing off (`TEKTRA_HUB_FSYNC=0`, to show what durability costs), by
+//! upstream hf-hub 0.4.3's tokio API with `high()`, and by Python's
+//! huggingface_hub, in the same run, once with every connection capped at
+//! 50 MB/s and once uncapped. Each client is its own process; the kernel's
+//! accounting gives its CPU time and peak RSS.
 //!
 //! Run with `scripts/bench download` (which builds the three clients).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -18,6 +19,9 @@ const SIZE: u64 = 1 << 30;
 const CAP: u64 = 50_000_000;
 const REPO: &str = "bench/big";
 const FILE: &str = "model.bin";
+/// `tektra download` without syncing: the price of durability is the
+/// difference to the `tektra` row.
+const NO_FSYNC: &str = "tektra, no fsync";
 
 struct Paths {
     tektra: PathBuf,
@@ -31,9 +35,18 @@ fn paths() -> Result<Paths, String> {
     let dir = exe.parent().ok_or("no exe dir")?.to_path_buf();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let data = data_dir();
+    // The upstream client is a project of its own: its binary is beside
+    // ours when CARGO_TARGET_DIR is set (CI), else under its own target/.
+    let upstream = [
+        dir.join("upstream-hf-hub-bench"),
+        root.join("benches/upstream-hf-hub/target/release/upstream-hf-hub-bench"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .unwrap_or_else(|| root.join("benches/upstream-hf-hub/target/release/upstream-hf-hub-bench"));
     Ok(Paths {
         tektra: dir.join("tektra"),
-        upstream: root.join("benches/upstream-hf-hub/target/release/upstream-hf-hub-bench"),
+        upstream,
         python: data.join("venv/bin/python"),
         data: data.join("bench/download"),
     })
@@ -67,10 +80,15 @@ fn set_cap(server: &Served, cap: Option<u64>) -> Result<(), String> {
 
 fn client(p: &Paths, which: &str, endpoint: &str, cache: &Path) -> Command {
     let mut cmd = match which {
-        "tektra" => {
+        "tektra" | NO_FSYNC => {
             let mut c = Command::new(&p.tektra);
             c.args(["download", REPO, FILE, "--quiet", "--cache-dir"])
                 .arg(cache);
+            // Synced (the default) unless this row measures without it.
+            c.env(
+                "TEKTRA_HUB_FSYNC",
+                if which == NO_FSYNC { "0" } else { "1" },
+            );
             c
         }
         "hf-hub 0.4.3" => {
@@ -122,7 +140,7 @@ fn bench() -> Result<(), String> {
 }
 
 fn run_all(p: &Paths, server: &Served) -> Result<(), String> {
-    let tools = ["tektra", "hf-hub 0.4.3", "huggingface_hub"];
+    let tools = ["tektra", NO_FSYNC, "hf-hub 0.4.3", "huggingface_hub"];
     let mut results: Vec<(&str, &str, Cost)> = Vec::new();
     for (mode, cap) in [
         ("capped 50 MB/s per connection", Some(CAP)),
@@ -138,7 +156,7 @@ fn run_all(p: &Paths, server: &Served) -> Result<(), String> {
             if size != SIZE {
                 return Err(format!("{tool} left {size} bytes at {}", file.display()));
             }
-            eprintln!("{mode:32} {tool:16} {:6.2} s", cost.secs);
+            eprintln!("{mode:32} {tool:17} {:6.2} s", cost.secs);
             results.push((mode, tool, cost));
         }
     }
@@ -151,7 +169,7 @@ fn run_all(p: &Paths, server: &Served) -> Result<(), String> {
 fn report(results: &[(&str, &str, Cost)]) {
     println!("\n1 GiB from tektra serve on loopback, each client in its own process");
     println!(
-        "{:32} {:16} {:>8} {:>10} {:>8} {:>9} {:>12}",
+        "{:32} {:17} {:>8} {:>10} {:>8} {:>9} {:>12}",
         "mode", "client", "secs", "MB/s", "CPU s", "peak RSS", "tektra is"
     );
     for (mode, tool, cost) in results {
@@ -160,7 +178,7 @@ fn report(results: &[(&str, &str, Cost)]) {
             .find(|(m, t, _)| m == mode && *t == "tektra")
             .map_or(cost.secs, |(_, _, c)| c.secs);
         println!(
-            "{mode:32} {tool:16} {:8.2} {:10.0} {:8.2} {:7.1}MB {:>11.2}x",
+            "{mode:32} {tool:17} {:8.2} {:10.0} {:8.2} {:7.1}MB {:>11.2}x",
             cost.secs,
             SIZE as f64 / cost.secs / 1e6,
             cost.cpu_secs,
@@ -206,5 +224,14 @@ fn report(results: &[(&str, &str, Cost)]) {
             "  peak RSS < 40 MB                     {rss:6.1} MB  {}",
             verdict(rss < 40.0)
         );
+    }
+    for mode in ["capped", "uncapped"] {
+        if let (Some(synced), Some(unsynced)) = (get(mode, "tektra"), get(mode, NO_FSYNC)) {
+            println!(
+                "  {mode}: syncing costs {:+.2} s ({:+.0}%)",
+                synced.secs - unsynced.secs,
+                (synced.secs / unsynced.secs - 1.0) * 100.0
+            );
+        }
     }
 }

@@ -74,7 +74,10 @@ pub(crate) fn content_response(
         faults.draw(requested.as_ref().unwrap_or(&whole))
     };
     if let Some((status, retry_after)) = drawn.status {
-        let mut response = Response::new(Body::from("injected failure"));
+        let body = drawn
+            .fail_body
+            .unwrap_or_else(|| "injected failure".to_string());
+        let mut response = Response::new(Body::from(body));
         *response.status_mut() =
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if let Some(secs) = retry_after {
@@ -85,6 +88,12 @@ pub(crate) fn content_response(
             );
         }
         return response;
+    }
+    if drawn.ignore_range && requested.is_some() {
+        bump(&faults.stats.ranges_ignored, 1);
+    }
+    if drawn.rate_limit.is_some() {
+        bump(&faults.stats.rate_capped, 1);
     }
     let range = if drawn.ignore_range { None } else { requested };
     let (status, span) = match range {
@@ -169,6 +178,7 @@ fn stream(file: Arc<File>, span: Range<u64>, drawn: Drawn, faults: Arc<Faults>) 
         if let Some((after, ms)) = c.drawn.stall
             && c.sent >= after
         {
+            bump(&c.faults.stats.stalls, 1);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             c.drawn.stall = None;
         }

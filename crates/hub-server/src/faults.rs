@@ -20,6 +20,9 @@ pub struct FaultPlan {
     pub cut_after: Option<(u64, u32)>,
     /// Answer this status instead of content: `(status, times, retry_after_secs)`.
     pub fail_status: Option<(u16, u32, Option<u64>)>,
+    /// The body of those answers, instead of `injected failure` (e.g. text
+    /// with terminal escapes, as a hostile server might send).
+    pub fail_body: Option<String>,
     /// Flip the byte at this file offset in answers that carry it: `(offset, times)`.
     pub flip_byte_at: Option<(u64, u32)>,
     /// Cap each answer's body at this many bytes per second.
@@ -30,6 +33,11 @@ pub struct FaultPlan {
     pub stall: Option<(u64, u64, u32)>,
     /// Add this path to tree and revision listings (e.g. `../evil`).
     pub hostile_listing_path: Option<String>,
+    /// Tree listings always carry a next-page link, and it goes back this
+    /// many entries from where the page ended: 0 never ends (past the last
+    /// entry, an empty page links to itself), 1 overlaps the pages (a path
+    /// listed twice).
+    pub listing_cursor_back: Option<usize>,
     /// Announce this size in resolve answers instead of the real one.
     pub announced_size: Option<u64>,
     /// Fail the Xet token endpoint with this status.
@@ -50,6 +58,7 @@ pub struct FaultPlan {
 pub(crate) struct Drawn {
     pub(crate) cut_after: Option<u64>,
     pub(crate) status: Option<(u16, Option<u64>)>,
+    pub(crate) fail_body: Option<String>,
     pub(crate) flip_at: Option<u64>,
     pub(crate) rate_limit: Option<u64>,
     pub(crate) ignore_range: bool,
@@ -110,6 +119,7 @@ impl Faults {
         if status.is_some() {
             return Drawn {
                 status,
+                fail_body: plan.fail_body.clone(),
                 ..Drawn::default()
             };
         }
@@ -122,6 +132,7 @@ impl Faults {
         Drawn {
             cut_after: take(&mut plan.cut_after, |v| &mut v.1).map(|v| v.0),
             status: None,
+            fail_body: None,
             flip_at,
             rate_limit: plan.rate_limit,
             ignore_range: plan.ignore_range,
@@ -145,6 +156,12 @@ pub struct Counters {
     pub content_answers: AtomicU64,
     /// File-content body bytes sent.
     pub content_bytes: AtomicU64,
+    /// Content answers that paused for the `stall` fault.
+    pub stalls: AtomicU64,
+    /// Ranged requests answered 200 with the whole file (`ignore_range`).
+    pub ranges_ignored: AtomicU64,
+    /// Content answers sent under the `rate_limit` cap.
+    pub rate_capped: AtomicU64,
     /// Xet token requests.
     pub xet_token_requests: AtomicU64,
     /// Xet token requests that carried an Authorization header.
@@ -175,6 +192,12 @@ pub struct Stats {
     /// See [`Counters`].
     pub content_bytes: u64,
     /// See [`Counters`].
+    pub stalls: u64,
+    /// See [`Counters`].
+    pub ranges_ignored: u64,
+    /// See [`Counters`].
+    pub rate_capped: u64,
+    /// See [`Counters`].
     pub xet_token_requests: u64,
     /// See [`Counters`].
     pub xet_token_auth_seen: u64,
@@ -200,6 +223,9 @@ impl Counters {
             cdn_auth_seen: get(&self.cdn_auth_seen),
             content_answers: get(&self.content_answers),
             content_bytes: get(&self.content_bytes),
+            stalls: get(&self.stalls),
+            ranges_ignored: get(&self.ranges_ignored),
+            rate_capped: get(&self.rate_capped),
             xet_token_requests: get(&self.xet_token_requests),
             xet_token_auth_seen: get(&self.xet_token_auth_seen),
             xet_cas_requests: get(&self.xet_cas_requests),

@@ -375,12 +375,14 @@ fn tree(
         .cloned()
         .collect();
     let mut extra = HeaderMap::new();
-    if cursor + page.len() < entries.len() {
+    let back = state.faults.plan().listing_cursor_back;
+    if cursor + page.len() < entries.len() || back.is_some() {
+        let back = back.unwrap_or(0);
         let next = format!(
             "<{}{}?recursive={recursive}&cursor={}>; rel=\"next\"",
             state.hub_base,
             raw_path,
-            cursor + page.len()
+            (cursor + page.len()).saturating_sub(back)
         );
         set(&mut extra, "link", &next);
     }

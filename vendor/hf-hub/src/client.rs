@@ -1,118 +1,13 @@
 //! The engine handle: configuration plus one HTTP client, cheap to clone.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 
 use crate::cache::CacheDir;
-use crate::env::{DEFAULT_ENDPOINT, EnvConfig};
 use crate::error::HubError;
-use crate::retry::RetryPolicy;
-
-/// How downloads run. The defaults suit a desktop on a home connection and
-/// saturate a fast link; every field can be changed.
-#[derive(Debug, Clone)]
-pub struct HubOptions {
-    /// Base URL of the Hub (no trailing slash).
-    pub endpoint: String,
-    /// Access token; sent to the endpoint's origin only.
-    pub token: Option<String>,
-    /// The hub cache (`$HF_HUB_CACHE`).
-    pub cache_dir: PathBuf,
-    /// Never touch the network; answer from the cache or fail naming what is missing.
-    pub offline: bool,
-    /// Files downloaded at the same time.
-    pub max_files: usize,
-    /// Connections (ranged requests in flight) per large file.
-    pub connections_per_file: usize,
-    /// Largest ranged request. Also bounds what a killed download loses.
-    pub chunk_size: u64,
-    /// Files smaller than this use one connection.
-    pub parallel_threshold: u64,
-    /// Retries of transient failures.
-    pub retry: RetryPolicy,
-    /// TCP (and TLS) connect timeout.
-    pub connect_timeout: Duration,
-    /// Longest silence while reading a body before the request is retried.
-    pub read_timeout: Duration,
-    /// Longest wait for another process's lock on the same blob.
-    pub lock_timeout: Duration,
-    /// `fsync` each blob before it is renamed into the cache, so a power
-    /// cut cannot leave a blob with unwritten pages behind a valid name.
-    pub fsync: bool,
-    /// Extra `key/value` parts of the User-Agent.
-    pub user_agent: Vec<(String, String)>,
-    /// Use Xet storage for files that have it (when built with `xet`).
-    pub xet: XetMode,
-    /// Where hf-xet keeps its chunk cache and session files. `None` means
-    /// `<cache_dir>/.xet`; [`HubOptions::from_env`] uses `$HF_HOME/xet`,
-    /// where huggingface_hub keeps them too.
-    pub xet_cache_dir: Option<PathBuf>,
-}
-
-/// Whether Xet-backed files go through Xet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum XetMode {
-    /// Xet when the file has it, plain HTTP when Xet fails.
-    #[default]
-    Auto,
-    /// Xet only: a Xet failure is an error.
-    Require,
-    /// Plain HTTP only (`HF_HUB_DISABLE_XET`).
-    Disabled,
-}
-
-impl Default for HubOptions {
-    fn default() -> Self {
-        HubOptions {
-            endpoint: DEFAULT_ENDPOINT.to_string(),
-            token: None,
-            cache_dir: crate::env::default_home().join("hub"),
-            offline: false,
-            max_files: 4,
-            connections_per_file: 8,
-            chunk_size: 16 << 20,
-            parallel_threshold: 8 << 20,
-            retry: RetryPolicy::default(),
-            connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(30),
-            lock_timeout: Duration::from_secs(30 * 60),
-            fsync: false,
-            user_agent: Vec::new(),
-            xet: XetMode::Auto,
-            xet_cache_dir: None,
-        }
-    }
-}
-
-impl HubOptions {
-    /// Defaults overridden by the environment (see [`crate::env`]).
-    #[must_use]
-    pub fn from_env() -> Self {
-        Self::from_config(&EnvConfig::from_env())
-    }
-
-    /// Defaults overridden by an [`EnvConfig`].
-    #[must_use]
-    pub fn from_config(cfg: &EnvConfig) -> Self {
-        HubOptions {
-            endpoint: cfg.endpoint.clone(),
-            token: cfg.token.clone(),
-            cache_dir: cfg.cache_dir.clone(),
-            offline: cfg.offline,
-            xet: if cfg.disable_xet {
-                XetMode::Disabled
-            } else {
-                XetMode::Auto
-            },
-            xet_cache_dir: Some(cfg.home.join("xet")),
-            ..HubOptions::default()
-        }
-    }
-}
+pub(crate) use crate::options::{HubOptions, XetMode};
 
 pub(crate) struct Inner {
     pub(crate) options: HubOptions,
@@ -156,12 +51,11 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// Builds the engine. Fails only on an unusable endpoint or token.
+    /// Builds the engine. Fails on an unusable endpoint or token, and on an
+    /// option out of its range ([`HubError::InvalidOption`]).
     pub fn new(mut options: HubOptions) -> Result<Self, HubError> {
         options.endpoint = options.endpoint.trim_end_matches('/').to_string();
-        options.max_files = options.max_files.max(1);
-        options.connections_per_file = options.connections_per_file.max(1);
-        options.chunk_size = options.chunk_size.max(64 << 10);
+        options.check()?;
         let endpoint = Url::parse(&options.endpoint)
             .map_err(|e| HubError::Config(format!("endpoint {:?}: {e}", options.endpoint)))?;
         if !matches!(endpoint.scheme(), "http" | "https") {

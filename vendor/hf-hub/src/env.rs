@@ -11,6 +11,7 @@
 //! | `HF_TOKEN_PATH` | the token file | `$HF_HOME/token` |
 //! | `HF_HUB_OFFLINE` | `1`/`true`/`yes`/`on`: never touch the network | off |
 //! | `HF_HUB_DISABLE_XET` | same values: never use Xet | off |
+//! | `TEKTRA_HUB_FSYNC` | `0`/`false`/`no`/`off`: do not sync downloads to disk | on |
 
 use std::path::PathBuf;
 
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// Settings taken from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EnvConfig {
     /// `HF_HOME`.
     pub home: PathBuf,
@@ -34,6 +35,24 @@ pub struct EnvConfig {
     pub offline: bool,
     /// `HF_HUB_DISABLE_XET`.
     pub disable_xet: bool,
+    /// Not `TEKTRA_HUB_FSYNC=0`: downloads are synced to disk before they
+    /// are trusted (see [`crate::HubOptions::fsync`]).
+    pub fsync: bool,
+}
+
+impl std::fmt::Debug for EnvConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvConfig")
+            .field("home", &self.home)
+            .field("cache_dir", &self.cache_dir)
+            .field("endpoint", &self.endpoint)
+            .field("token", &crate::options::redacted(self.token.as_ref()))
+            .field("token_path", &self.token_path)
+            .field("offline", &self.offline)
+            .field("disable_xet", &self.disable_xet)
+            .field("fsync", &self.fsync)
+            .finish()
+    }
 }
 
 impl EnvConfig {
@@ -76,6 +95,7 @@ impl EnvConfig {
             token_path,
             offline: non_empty("HF_HUB_OFFLINE").is_some_and(|v| is_true(&v)),
             disable_xet: non_empty("HF_HUB_DISABLE_XET").is_some_and(|v| is_true(&v)),
+            fsync: !non_empty("TEKTRA_HUB_FSYNC").is_some_and(|v| is_false(&v)),
         }
     }
 }
@@ -92,6 +112,13 @@ fn is_true(value: &str) -> bool {
     matches!(
         value.trim().to_ascii_lowercase().as_str(),
         "1" | "true" | "yes" | "on"
+    )
+}
+
+fn is_false(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "0" | "false" | "no" | "off"
     )
 }
 

@@ -133,6 +133,33 @@ pub enum HubError {
         #[source]
         last: Box<HubError>,
     },
+    /// The server asked (with `Retry-After`) for a longer pause than the
+    /// retry policy allows (`RetryPolicy::max_retry_after`).
+    #[error(
+        "{url} asked to wait {asked} before trying again, more than the {max_secs} s allowed: {last}"
+    )]
+    RetryAfterTooLong {
+        /// URL without its query.
+        url: String,
+        /// The wait asked for, as the server put it.
+        asked: String,
+        /// The longest wait allowed, in seconds.
+        max_secs: u64,
+        /// The answer that came with it (its status).
+        #[source]
+        last: Box<HubError>,
+    },
+    /// An answer went past one of the engine's limits (`HubOptions::limits`):
+    /// a JSON body too large, a listing too long or too slow.
+    #[error("{what} from {url} goes past the limit of {limit}")]
+    OverLimit {
+        /// What went past it, e.g. "the JSON answer", "the tree listing".
+        what: &'static str,
+        /// URL without its query.
+        url: String,
+        /// The limit, with its unit.
+        limit: String,
+    },
     /// The downloaded bytes do not hash to what the Hub announced.
     #[error(
         "{file}: {algorithm} mismatch after download (expected {expected}, got {actual}); the bytes were discarded"
@@ -197,6 +224,17 @@ pub enum HubError {
         #[source]
         source: serde_json::Error,
     },
+    /// An option is out of its range (zero connections, a chunk size the
+    /// transfer cannot split by).
+    #[error("invalid option {name} = {value}: {reason}")]
+    InvalidOption {
+        /// The option's name in [`crate::HubOptions`].
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// The range it must be in.
+        reason: String,
+    },
     /// The client configuration is unusable (a bad endpoint URL, a token
     /// that is not a valid header value).
     #[error("invalid configuration: {0}")]
@@ -246,7 +284,9 @@ impl HubError {
             | HubError::GatedRepo { status, .. }
             | HubError::Http { status, .. } => Some(*status),
             HubError::RevisionNotFound { .. } | HubError::EntryNotFound { .. } => Some(404),
-            HubError::TooManyRetries { last, .. } => last.status(),
+            HubError::TooManyRetries { last, .. } | HubError::RetryAfterTooLong { last, .. } => {
+                last.status()
+            }
             _ => None,
         }
     }

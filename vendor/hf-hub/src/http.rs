@@ -7,8 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{Hub, display_url};
 use crate::error::HubError;
-use crate::ids::truncate;
-use crate::retry::retry_after;
+use crate::ids::printable;
+use crate::retry::{RetryAfter, retry_after};
 
 /// What a request was about, to name the right thing in a 404.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +28,9 @@ pub(crate) async fn error_from_response(
     let status = response.status().as_u16();
     let url = display_url(response.url());
     let code = header_str(&response, "x-error-code").map(str::to_string);
-    let mut message = header_str(&response, "x-error-message").map(str::to_string);
+    let mut message = header_str(&response, "x-error-message")
+        .map(printable)
+        .filter(|m| !m.is_empty());
     if message.is_none() {
         message = read_error_body(response).await;
     }
@@ -76,11 +78,13 @@ async fn read_error_body(mut response: Response) -> Option<String> {
     }
     let text = String::from_utf8_lossy(&body);
     // The Hub answers `{"error": "..."}`; anything else is shown trimmed.
+    // Either way it is the server's text bound for a terminal: no control
+    // characters.
     let message = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-        .unwrap_or_else(|| text.trim().to_string());
-    (!message.is_empty()).then(|| truncate(&message))
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(printable))
+        .unwrap_or_else(|| printable(&text));
+    (!message.is_empty()).then_some(message)
 }
 
 /// Sends a request built by `make`, retrying transient failures with
@@ -133,10 +137,21 @@ pub(crate) async fn wait_before_retry(
     url: &Url,
     attempt: u32,
     error: HubError,
-    retry_after: Option<std::time::Duration>,
+    retry_after: Option<RetryAfter>,
     cancel: &CancellationToken,
 ) -> Result<(), HubError> {
     let policy = &hub.options().retry;
+    if let Some(asked) = &retry_after
+        && asked.wait > policy.max_retry_after
+    {
+        // Named as the server put it: a pause that long is not a retry.
+        return Err(HubError::RetryAfterTooLong {
+            url: display_url(url),
+            asked: asked.asked.clone(),
+            max_secs: policy.max_retry_after.as_secs(),
+            last: Box::new(error),
+        });
+    }
     if attempt >= policy.max_attempts {
         return Err(HubError::TooManyRetries {
             url: display_url(url),
@@ -145,14 +160,7 @@ pub(crate) async fn wait_before_retry(
         });
     }
     let delay = match retry_after {
-        Some(wait) if wait > policy.max_retry_after => {
-            return Err(HubError::TooManyRetries {
-                url: display_url(url),
-                attempts: attempt,
-                last: Box::new(error),
-            });
-        }
-        Some(wait) => wait,
+        Some(asked) => asked.wait,
         None => policy.backoff(attempt),
     };
     tracing::debug!(url = %display_url(url), attempt, ?delay, %error, "retrying");
@@ -181,13 +189,43 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         return Err(error_from_response(hub, response, subject).await);
     }
     let headers = response.headers().clone();
-    let bytes = tokio::select! {
-        () = cancel.cancelled() => return Err(HubError::Cancelled),
-        b = response.bytes() => b.map_err(|source| HubError::Transport { url: display_url(url), source })?,
-    };
+    let cap = hub.options().limits.json_bytes;
+    let bytes = read_capped(response, cap, url, cancel).await?;
     let value = serde_json::from_slice(&bytes).map_err(|source| HubError::Json {
         url: display_url(url),
         source,
     })?;
     Ok((value, headers))
+}
+
+/// Reads a JSON answer's body, refusing one larger than `cap` bytes before
+/// it is held in memory (by its Content-Length, or as it streams in).
+pub(crate) async fn read_capped(
+    mut response: Response,
+    cap: u64,
+    url: &Url,
+    cancel: &CancellationToken,
+) -> Result<Vec<u8>, HubError> {
+    let too_large = || HubError::OverLimit {
+        what: "the JSON answer",
+        url: display_url(url),
+        limit: format!("{cap} bytes"),
+    };
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            () = cancel.cancelled() => return Err(HubError::Cancelled),
+            c = response.chunk() => c.map_err(|source| HubError::Transport { url: display_url(url), source })?,
+        };
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
 }

@@ -28,6 +28,27 @@ pub(crate) fn truncate(value: &str) -> String {
     format!("{}...", &value[..end])
 }
 
+/// Server text as it may be shown on a terminal: control characters
+/// (escape sequences, bells, carriage returns) and the invisible marks that
+/// reorder or hide text (bidirectional overrides, zero-width characters)
+/// are dropped, then the rest is cut to a printable length.
+///
+/// ```
+/// # use hf_hub::ids::printable;
+/// assert_eq!(printable("\u{1b}]0;owned\u{7}\u{1b}[2Jbad\u{202e}gate\r\n"), "]0;owned[2Jbadgate");
+/// ```
+#[must_use]
+pub fn printable(text: &str) -> String {
+    let kept: String = text
+        .chars()
+        .filter(|c| {
+            !c.is_control()
+                && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        })
+        .collect();
+    truncate(kept.trim())
+}
+
 /// A repository on the Hub: its kind and its id (`name` or `org/name`).
 ///
 /// ```

@@ -12,6 +12,7 @@ mod client;
 mod compat;
 mod download;
 mod http;
+mod options;
 mod transfer;
 #[cfg(feature = "xet")]
 mod xet;
@@ -27,9 +28,10 @@ pub mod resolve;
 pub mod retry;
 pub mod verify;
 
-pub use client::{Hub, HubOptions, XetMode, display_url};
+pub use client::{Hub, display_url};
 pub use compat::{Cache, CacheRepo, Repo, RepoType};
 pub use download::{CachedFile, Snapshot};
 pub use error::HubError;
+pub use options::{HubOptions, Limits, MAX_CHUNK, MAX_CONNECTIONS, MIN_CHUNK, XetMode};
 pub use tektra_progress as progress;
 pub use transfer::TransferStats;

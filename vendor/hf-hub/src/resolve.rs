@@ -2,6 +2,8 @@
 //! etag, size and where to fetch it — and from (repo, revision) to the
 //! list of its files.
 
+use std::collections::HashSet;
+
 use reqwest::header::{HeaderMap, LINK, LOCATION};
 use reqwest::{Method, Url};
 use serde::Deserialize;
@@ -172,8 +174,10 @@ impl Hub {
     }
 
     /// `GET /api/{models}/{repo}/tree/{rev}?recursive=true`, every page:
-    /// each file with its size and hashes. Paths are checked; one bad path
-    /// refuses the whole listing.
+    /// each file with its size and hashes. Paths are checked; one bad path,
+    /// a path listed twice, or a next-page link back to a page already read
+    /// refuses the whole listing, and so does going past the pages, entries
+    /// or time of `HubOptions::limits`.
     pub async fn tree(
         &self,
         repo: &RepoRef,
@@ -190,16 +194,45 @@ impl Hub {
             revision: revision.as_str(),
             path: None,
         };
+        let limits = &self.options().limits;
+        let over = |url: &Url, limit: String| HubError::OverLimit {
+            what: "the tree listing",
+            url: display_url(url),
+            limit,
+        };
+        // No deadline when the limit is past what the clock holds.
+        let deadline = tokio::time::Instant::now().checked_add(limits.listing_time);
+        let mut pages = HashSet::from([url.to_string()]);
+        let mut listed_pages = 0usize;
+        let mut paths = HashSet::new();
+        let mut entries_seen = 0usize;
         let mut files = Vec::new();
-        for _page in 0..10_000 {
-            let (entries, headers) =
-                get_json::<Vec<RawTreeEntry>>(self, &url, subject, cancel).await?;
+        loop {
+            let page = get_json::<Vec<RawTreeEntry>>(self, &url, subject, cancel);
+            let (entries, headers) = match deadline {
+                Some(at) => tokio::time::timeout_at(at, page).await.map_err(|_| {
+                    over(&url, format!("{} s", limits.listing_time.as_secs_f32()))
+                })??,
+                None => page.await?,
+            };
             let shown = display_url(&url);
+            entries_seen = entries_seen.saturating_add(entries.len());
+            if entries_seen > limits.listing_entries {
+                return Err(over(&url, format!("{} entries", limits.listing_entries)));
+            }
             for entry in entries {
                 if entry.kind != "file" {
                     continue;
                 }
                 let path = RepoPath::from_server(&entry.path, &shown)?;
+                if !paths.insert(path.as_str().to_string()) {
+                    return Err(HubError::HostileAnswer {
+                        what: "path",
+                        value: truncate(path.as_str()),
+                        url: shown,
+                        reason: "listed twice in one listing",
+                    });
+                }
                 let etag = entry
                     .lfs
                     .as_ref()
@@ -214,29 +247,36 @@ impl Hub {
                     xet_hash: entry.xet_hash,
                 });
             }
-            match next_link(&headers) {
-                Some(next) => {
-                    let next = url.join(&next).map_err(|e| HubError::Protocol {
-                        url: shown.clone(),
-                        reason: format!("bad next-page link: {e}"),
-                    })?;
-                    if !self.is_hub_origin(&next) {
-                        return Err(HubError::HostileAnswer {
-                            what: "next-page link",
-                            value: display_url(&next),
-                            url: shown,
-                            reason: "listing pages must stay on the Hub's origin",
-                        });
-                    }
-                    url = next;
-                }
-                None => return Ok(files),
+            let Some(next) = next_link(&headers) else {
+                return Ok(files);
+            };
+            let next = url.join(&next).map_err(|e| HubError::Protocol {
+                url: shown.clone(),
+                reason: format!("bad next-page link: {e}"),
+            })?;
+            if !self.is_hub_origin(&next) {
+                return Err(HubError::HostileAnswer {
+                    what: "next-page link",
+                    value: display_url(&next),
+                    url: shown,
+                    reason: "listing pages must stay on the Hub's origin",
+                });
             }
+            if !pages.insert(next.to_string()) {
+                return Err(HubError::HostileAnswer {
+                    what: "next-page link",
+                    value: truncate(next.as_str()),
+                    url: shown,
+                    reason: "it leads back to a page already listed",
+                });
+            }
+            // Counted apart from the set: the bound holds whatever it does.
+            listed_pages += 1;
+            if listed_pages >= limits.listing_pages {
+                return Err(over(&url, format!("{} pages", limits.listing_pages)));
+            }
+            url = next;
         }
-        Err(HubError::Protocol {
-            url: display_url(&url),
-            reason: "more than 10000 listing pages".into(),
-        })
     }
 }
 

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use crate::ranges::RangeSet;
 
@@ -126,17 +127,24 @@ pub(crate) struct OrderedHasher {
     reader: File,
     path: PathBuf,
     buf: Vec<u8>,
+    stop: CancellationToken,
+}
+
+/// The error a read-back returns when `stop` fired between two blocks.
+pub(crate) fn stopped() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::Interrupted, "stopped")
 }
 
 impl OrderedHasher {
     /// Starts at byte 0. `already` are ranges already on disk (a resumed
-    /// partial file); they are read back as the frontier reaches them.
+    /// partial file); they are read back as the frontier reaches them,
+    /// checking `stop` between blocks (a resumed prefix can be gigabytes).
     pub(crate) fn new(
         expected: &Expected,
         size: u64,
-        reader: File,
-        path: PathBuf,
+        (reader, path): (File, PathBuf),
         already: &RangeSet,
+        stop: CancellationToken,
     ) -> Self {
         OrderedHasher {
             hasher: Hasher::new(expected, size),
@@ -145,6 +153,7 @@ impl OrderedHasher {
             reader,
             path,
             buf: Vec::new(),
+            stop,
         }
     }
 
@@ -182,6 +191,11 @@ impl OrderedHasher {
         }
         let mut pos = range.start;
         while pos < range.end {
+            if self.stop.is_cancelled() {
+                // What was hashed so far stays consistent: the frontier.
+                self.hashed = pos;
+                return Err(stopped());
+            }
             let want = usize::try_from(range.end - pos).unwrap_or(BLOCK).min(BLOCK);
             let block = &mut self.buf[..want];
             read_exact_at(&self.reader, block, pos).map_err(|e| {
@@ -232,6 +246,17 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
 /// Hashes a whole file that is already on disk (used to check blobs that
 /// another tool put in the cache, and by tests).
 pub fn hash_file(path: &std::path::Path, expected: &Expected) -> std::io::Result<(u64, String)> {
+    hash_file_until(path, expected, &CancellationToken::new(), |_| {})
+}
+
+/// [`hash_file`] that checks `stop` between blocks (an error of kind
+/// `Interrupted` when it fired) and reports each block's length.
+pub(crate) fn hash_file_until(
+    path: &std::path::Path,
+    expected: &Expected,
+    stop: &CancellationToken,
+    mut on_block: impl FnMut(u64),
+) -> std::io::Result<(u64, String)> {
     use std::io::Read;
     let mut file = File::open(path)?;
     let size = file.metadata()?.len();
@@ -239,12 +264,16 @@ pub fn hash_file(path: &std::path::Path, expected: &Expected) -> std::io::Result
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
+        if stop.is_cancelled() {
+            return Err(stopped());
+        }
         let n = file.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
         total += n as u64;
+        on_block(n as u64);
     }
     Ok((total, hasher.finish_hex()))
 }
@@ -278,9 +307,9 @@ mod tests {
         let mut h = OrderedHasher::new(
             &expected,
             data.len() as u64,
-            File::open(&path).unwrap(),
-            path.clone(),
+            (File::open(&path).unwrap(), path.clone()),
             &already,
+            CancellationToken::new(),
         );
         // Arrivals: a later chunk first, then the start, then the gaps.
         h.written(50_000, &data[50_000..100_000]).unwrap();
@@ -291,5 +320,26 @@ mod tests {
         let (hashed, digest) = h.finish();
         assert_eq!(hashed, 100_000);
         assert_eq!(digest, hex::encode(Sha256::digest(&data)));
+    }
+
+    #[test]
+    fn a_stop_ends_the_read_back_of_resumed_bytes_between_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 8 << 20]).unwrap();
+        let mut already = RangeSet::default();
+        already.insert(0..8 << 20);
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let mut h = OrderedHasher::new(
+            &Expected::Sha256([0; 32]),
+            8 << 20,
+            (File::open(&path).unwrap(), path.clone()),
+            &already,
+            stop,
+        );
+        let err = h.written_range(0..0).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted);
+        assert_eq!(h.hashed(), 0, "read back past the stop");
     }
 }

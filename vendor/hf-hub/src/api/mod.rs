@@ -147,19 +147,69 @@ impl ProgressCalls {
     }
 }
 
-#[cfg(feature = "ureq")]
 /// The runtime the blocking API runs the engine on: its own threads, so a
 /// caller inside another tokio runtime never nests one.
+#[cfg(feature = "ureq")]
 pub(crate) fn background_runtime() -> Result<&'static ::tokio::runtime::Runtime, std::io::Error> {
-    use std::sync::OnceLock;
-    static RUNTIME: OnceLock<::tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt);
+    static RUNTIME: BackgroundRuntime = std::sync::OnceLock::new();
+    runtime_in(&RUNTIME)
+}
+
+#[cfg(feature = "ureq")]
+type BackgroundRuntime = std::sync::OnceLock<Result<::tokio::runtime::Runtime, String>>;
+
+/// The runtime in `cell`, built on first use inside `get_or_init`: two
+/// first callers never both build one, so none is dropped, which panics
+/// when the caller is inside async code (as mistral.rs is). A failure to
+/// build it is kept and returned to every caller.
+#[cfg(feature = "ureq")]
+fn runtime_in(
+    cell: &'static BackgroundRuntime,
+) -> Result<&'static ::tokio::runtime::Runtime, std::io::Error> {
+    cell.get_or_init(|| {
+        ::tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hf-hub")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| std::io::Error::other(format!("cannot start the hf-hub runtime: {e}")))
+}
+
+#[cfg(all(test, feature = "ureq"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_first_callers_inside_async_code_share_one_runtime() {
+        // Each round is a fresh cell and two threads that ask for it at the
+        // same moment from inside a runtime, as mistral.rs does. A runtime
+        // built and dropped by the loser would panic there.
+        for _ in 0..8 {
+            let cell: &'static BackgroundRuntime = Box::leak(Box::new(std::sync::OnceLock::new()));
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let callers: Vec<_> = (0..2)
+                .map(|_| {
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        let outer = ::tokio::runtime::Builder::new_current_thread()
+                            .build()
+                            .unwrap();
+                        outer.block_on(async {
+                            barrier.wait();
+                            let rt = runtime_in(cell).unwrap();
+                            std::ptr::from_ref(rt) as usize
+                        })
+                    })
+                })
+                .collect();
+            let got: Vec<usize> = callers
+                .into_iter()
+                .map(|c| c.join().expect("a first caller panicked"))
+                .collect();
+            assert_eq!(got[0], got[1]);
+        }
     }
-    let rt = ::tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("hf-hub")
-        .enable_all()
-        .build()?;
-    Ok(RUNTIME.get_or_init(|| rt))
 }

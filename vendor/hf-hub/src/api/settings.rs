@@ -6,9 +6,10 @@ use crate::client::{Hub, HubOptions};
 use crate::compat::Cache;
 use crate::env::EnvConfig;
 use crate::error::HubError;
+use crate::options::redacted;
 
 /// The builder state shared by `api::sync::ApiBuilder` and `api::tokio::ApiBuilder`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub(crate) endpoint: String,
     pub(crate) cache: Cache,
@@ -23,6 +24,25 @@ pub(crate) struct Settings {
     /// The environment as read once at build time; the fields above are
     /// what the builder may override.
     env: EnvConfig,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token shows only whether it is set (EnvConfig does the same).
+        f.debug_struct("Settings")
+            .field("endpoint", &self.endpoint)
+            .field("cache", &self.cache)
+            .field("token", &redacted(self.token.as_ref()))
+            .field("progress", &self.progress)
+            .field("retries", &self.retries)
+            .field("max_files", &self.max_files)
+            .field("chunk_size", &self.chunk_size)
+            .field("offline", &self.offline)
+            .field("disable_xet", &self.disable_xet)
+            .field("user_agent", &self.user_agent)
+            .field("env", &self.env)
+            .finish()
+    }
 }
 
 impl Settings {
@@ -85,7 +105,8 @@ impl Settings {
                 u32::try_from(retries).unwrap_or(u32::MAX).saturating_add(1);
         }
         if let Some(files) = self.max_files {
-            options.connections_per_file = files.max(1);
+            // Checked by Hub::new: 0 is an error, not silently one.
+            options.connections_per_file = files;
         }
         if let Some(chunk) = self.chunk_size {
             options.chunk_size = chunk as u64;

@@ -62,10 +62,20 @@ impl From<HubError> for ApiError {
 }
 
 /// A ureq agent with the API's headers, for `info_request`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HeaderAgent {
     agent: ureq::Agent,
     headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for HeaderAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header names only: the values hold the token.
+        let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("HeaderAgent")
+            .field("headers", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HeaderAgent {
@@ -78,10 +88,18 @@ impl HeaderAgent {
     }
 }
 
-/// Builds an [`Api`].
-#[derive(Debug)]
+/// Builds an [`Api`]. `Debug` never shows the token.
 pub struct ApiBuilder {
     settings: Settings,
+}
+
+impl std::fmt::Debug for ApiBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Settings' own Debug redacts the token.
+        f.debug_struct("ApiBuilder")
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 impl Default for ApiBuilder {
@@ -173,12 +191,24 @@ impl ApiBuilder {
     }
 }
 
-/// The blocking API. Cheap to clone; `Send + Sync`.
-#[derive(Clone, Debug)]
+/// The blocking API. Cheap to clone; `Send + Sync`. `Debug` never shows
+/// the token.
+#[derive(Clone)]
 pub struct Api {
     hub: Hub,
     client: HeaderAgent,
     settings: Settings,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Each part redacts its own secrets.
+        f.debug_struct("Api")
+            .field("hub", &self.hub)
+            .field("client", &self.client)
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 impl Api {

@@ -100,10 +100,18 @@ impl From<HubError> for ApiError {
     }
 }
 
-/// Builds an [`Api`].
-#[derive(Debug)]
+/// Builds an [`Api`]. `Debug` never shows the token.
 pub struct ApiBuilder {
     settings: Settings,
+}
+
+impl std::fmt::Debug for ApiBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Settings' own Debug redacts the token.
+        f.debug_struct("ApiBuilder")
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 impl Default for ApiBuilder {
@@ -215,12 +223,23 @@ impl ApiBuilder {
     }
 }
 
-/// The async API. Cheap to clone.
-#[derive(Clone, Debug)]
+/// The async API. Cheap to clone. `Debug` never shows the token.
+#[derive(Clone)]
 pub struct Api {
     hub: Hub,
     client: Client,
     settings: Settings,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the HTTP client: its default headers carry the token (marked
+        // sensitive, but nothing here relies on that).
+        f.debug_struct("Api")
+            .field("hub", &self.hub)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Api {

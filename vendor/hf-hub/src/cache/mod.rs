@@ -7,7 +7,7 @@
 //!   models--org--name/
 //!     blobs/<etag>                      file contents, named by etag
 //!     blobs/<etag>.incomplete           a download in progress (ours, resumable)
-//!     blobs/<etag>.incomplete.parts     which byte ranges of it are written
+//!     blobs/<etag>.incomplete.parts     which byte ranges of it are written (and synced)
 //!     snapshots/<commit>/<path>         relative symlink to ../../blobs/<etag>
 //!     refs/<revision>                   commit hash of a branch or tag
 //!     .no_exist/<commit>/<path>         known-missing files
@@ -15,19 +15,24 @@
 //! ```
 //!
 //! Everything that lands under `blobs/`, `snapshots/` or `refs/` arrives by
-//! rename, so a reader sees the right bytes or nothing.
+//! rename, so a reader sees the right bytes or nothing; what is renamed is
+//! synced first and its folder after, so a power cut does not change that.
+//! A blob whose etag is not a content hash (a foreign mirror) is named
+//! `<etag>-<16 hex digits>` instead (see [`RepoCache::blob_name`]).
 
 mod lock;
+mod mark;
 mod tree;
 mod write;
 
 use std::path::{Path, PathBuf};
 
 pub use lock::BlobLock;
-pub(crate) use write::{write_atomic, write_ranges_line};
+pub(crate) use write::{sync_dir, write_atomic, write_ranges_line};
 
 use crate::error::HubError;
 use crate::ids::{RepoPath, RepoRef, Revision, is_commit_hash};
+use crate::verify::Expected;
 
 /// Content of `CACHEDIR.TAG`, identical to what huggingface_hub writes so
 /// that whichever tool comes first, the file is the same.
@@ -76,6 +81,20 @@ impl CacheDir {
     }
 }
 
+/// What the cache holds under a blob's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobState {
+    /// Nothing, or a file of the wrong size.
+    Missing,
+    /// The right size, checked against its name and on disk (marked when
+    /// it was committed or checked).
+    Verified,
+    /// The right size, but nothing says its bytes were checked and made
+    /// durable: written by another tool, by an older version, or left by a
+    /// power cut. Its hash must be checked before it is linked.
+    Unverified,
+}
+
 /// One repository's folder in the cache.
 #[derive(Debug, Clone)]
 pub struct RepoCache {
@@ -97,30 +116,91 @@ impl RepoCache {
         &self.root
     }
 
-    /// `blobs/<etag>`. The etag must have been checked (see `ids::check_etag`).
+    /// The name of a file's blob under `blobs/`: its etag when the etag is
+    /// a content hash (sha256 or git sha1), as huggingface_hub names it.
+    /// Any other etag (a foreign mirror's, made of a size or a date) may be
+    /// shared by two different files, so the name adds 16 hex digits of the
+    /// sha256 of commit and path: two files never share such a blob.
+    ///
+    /// ```
+    /// use hf_hub::cache::RepoCache;
+    /// use hf_hub::ids::RepoPath;
+    /// let c = "0123456789012345678901234567890123456789";
+    /// let sha = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+    /// assert_eq!(RepoCache::blob_name(sha, c, &RepoPath::new("a.bin").unwrap()), sha);
+    /// let a = RepoCache::blob_name("5f3a-1000", c, &RepoPath::new("a.bin").unwrap());
+    /// let b = RepoCache::blob_name("5f3a-1000", c, &RepoPath::new("b.bin").unwrap());
+    /// assert!(a.starts_with("5f3a-1000-") && a != b);
+    /// ```
     #[must_use]
-    pub fn blob_path(&self, etag: &str) -> PathBuf {
-        self.dir.join("blobs").join(etag)
+    pub fn blob_name(etag: &str, commit: &str, path: &RepoPath) -> String {
+        use sha2::{Digest, Sha256};
+        if Expected::from_etag(etag) != Expected::SizeOnly {
+            return etag.to_string();
+        }
+        let mut h = Sha256::default();
+        h.update(commit.as_bytes());
+        h.update([0]);
+        h.update(path.as_str().as_bytes());
+        let digest = hex::encode(h.finalize());
+        format!("{etag}-{}", &digest[..16])
     }
 
-    /// `blobs/<etag>.incomplete`: where a download writes before the rename.
+    /// `blobs/<name>`. The name comes from [`RepoCache::blob_name`] of a
+    /// checked etag (see `ids::check_etag`).
     #[must_use]
-    pub fn incomplete_path(&self, etag: &str) -> PathBuf {
-        self.dir.join("blobs").join(format!("{etag}.incomplete"))
+    pub fn blob_path(&self, name: &str) -> PathBuf {
+        self.dir.join("blobs").join(name)
     }
 
-    /// `blobs/<etag>.incomplete.parts`: the written ranges of the partial file.
+    /// What is under `blobs/<name>`, for a file of `size` bytes.
     #[must_use]
-    pub fn parts_path(&self, etag: &str) -> PathBuf {
+    pub fn blob_state(&self, name: &str, size: u64) -> BlobState {
+        let path = self.blob_path(name);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() && m.len() == size => {
+                if mark::is_set(&path, name) {
+                    BlobState::Verified
+                } else {
+                    BlobState::Unverified
+                }
+            }
+            _ => BlobState::Missing,
+        }
+    }
+
+    /// Records that `blobs/<name>` was checked against its name: syncs it,
+    /// then marks it, so the mark never outlives its bytes. Best effort:
+    /// a blob we may not sync or mark (another user's, a read-only cache, a
+    /// file system without extended attributes) stays unmarked and is
+    /// checked again next time; its bytes were right, so it is used.
+    pub(crate) fn mark_verified(&self, name: &str) {
+        let path = self.blob_path(name);
+        if sync_file(&path).is_ok() && mark::set(&path, name).is_ok() {
+            let _ = sync_file(&path);
+        }
+    }
+
+    /// `blobs/<name>.incomplete`: where a download writes before the rename.
+    #[must_use]
+    pub fn incomplete_path(&self, name: &str) -> PathBuf {
+        self.dir.join("blobs").join(format!("{name}.incomplete"))
+    }
+
+    /// `blobs/<name>.incomplete.parts`: the written (and synced) ranges of
+    /// the partial file.
+    #[must_use]
+    pub fn parts_path(&self, name: &str) -> PathBuf {
         self.dir
             .join("blobs")
-            .join(format!("{etag}.incomplete.parts"))
+            .join(format!("{name}.incomplete.parts"))
     }
 
-    /// `.locks/models--org--name/<etag>.lock`, the lock huggingface_hub takes too.
+    /// `.locks/models--org--name/<name>.lock`, the lock huggingface_hub
+    /// takes too (for a hash etag, the name is the etag).
     #[must_use]
-    pub fn lock_path(&self, etag: &str) -> PathBuf {
-        self.locks.join(format!("{etag}.lock"))
+    pub fn lock_path(&self, name: &str) -> PathBuf {
+        self.locks.join(format!("{name}.lock"))
     }
 
     /// `snapshots/<commit>/`.
@@ -203,13 +283,13 @@ impl RepoCache {
         write_atomic(&marker, b"")
     }
 
-    /// Points `snapshots/<commit>/<path>` at `blobs/<etag>` with a relative
+    /// Points `snapshots/<commit>/<path>` at `blobs/<name>` with a relative
     /// symlink, replacing any previous link in one rename.
     pub fn link_snapshot(
         &self,
         commit: &str,
         path: &RepoPath,
-        etag: &str,
+        name: &str,
     ) -> Result<PathBuf, HubError> {
         let link = self.snapshot_path(commit, path);
         // From snapshots/<commit>/<a>/<b>/file: one `..` per component of the
@@ -219,18 +299,29 @@ impl RepoCache {
             target.push("..");
         }
         target.push("blobs");
-        target.push(etag);
-        write::symlink_atomic(&target, &link, &self.blob_path(etag))?;
+        target.push(name);
+        write::symlink_atomic(&target, &link, &self.blob_path(name))?;
         Ok(link)
     }
 
-    /// Moves a verified `.incomplete` file to `blobs/<etag>` and drops its
-    /// range journal.
-    pub fn commit_blob(&self, etag: &str) -> Result<PathBuf, HubError> {
-        let from = self.incomplete_path(etag);
-        let to = self.blob_path(etag);
+    /// Moves a verified `.incomplete` file to `blobs/<name>` and drops its
+    /// range journal. `durable`: the file is marked verified and synced
+    /// (data, size and mark) before the rename and `blobs/` after it, so
+    /// the name never stands for bytes a power cut lost; without it, the
+    /// blob is left unmarked and is checked again before its next use.
+    pub fn commit_blob(&self, name: &str, durable: bool) -> Result<PathBuf, HubError> {
+        let from = self.incomplete_path(name);
+        let to = self.blob_path(name);
+        if durable {
+            // No mark where the file system cannot hold one: still synced.
+            let _ = mark::set(&from, name);
+            sync_file(&from).map_err(|e| HubError::io("syncing", &from, e))?;
+        }
         std::fs::rename(&from, &to).map_err(|e| HubError::io("moving into the cache", &from, e))?;
-        let parts = self.parts_path(etag);
+        if durable && let Some(blobs) = to.parent() {
+            sync_dir(blobs).map_err(|e| HubError::io("syncing", blobs, e))?;
+        }
+        let parts = self.parts_path(name);
         match std::fs::remove_file(&parts) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -238,6 +329,17 @@ impl RepoCache {
         }
         Ok(to)
     }
+}
+
+/// Syncs a file's data and metadata (extended attributes included). Opened
+/// for writing, which some systems need to flush a file, else for reading
+/// (enough on Unix, for a file we may read but not write).
+fn sync_file(path: &Path) -> std::io::Result<()> {
+    let file = match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(file) => file,
+        Err(_) => std::fs::File::open(path)?,
+    };
+    file.sync_all()
 }
 
 /// Joins a validated repo path under `base`, one component at a time.

@@ -18,6 +18,8 @@ fn create_parent(path: &Path) -> Result<(), HubError> {
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and
 /// a rename, so readers see the old content or the new one, never a part.
+/// The file is synced before the rename and the folder after it, so after
+/// a power cut the name holds the old bytes or the new ones, not zeros.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
     create_parent(path)?;
     let name = path
@@ -28,12 +30,31 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
+        file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         HubError::io("writing", path, e)
-    })
+    })?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent).map_err(|e| HubError::io("syncing", parent, e))?;
+    }
+    Ok(())
+}
+
+/// Makes a folder's entries (a rename into it) durable. Nothing to do
+/// where folders cannot be opened for that (Windows).
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 /// Makes `link` a symlink to `target` (relative), replacing what was there

@@ -6,6 +6,7 @@ use std::ops::Range;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 use reqwest::{Method, StatusCode, Url};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -40,7 +41,7 @@ pub(crate) async fn fetch_range(
     job: &Job,
     range: Range<u64>,
     whole_ok: bool,
-    (tx, budget): (&mpsc::Sender<Chunk>, &Arc<Semaphore>),
+    (tx, budget, retries): (&mpsc::Sender<Chunk>, &Arc<Semaphore>, &AtomicU32),
     cancel: &CancellationToken,
 ) -> Result<(), FetchError> {
     let (url, size) = (&job.url, job.size);
@@ -69,20 +70,21 @@ pub(crate) async fn fetch_range(
         let (error, wait) = match outcome {
             Ok(()) => continue,
             Err(Attempt::Fatal(e)) => return Err(e),
-            Err(Attempt::Retry(e, wait)) => (e, wait),
+            Err(Attempt::Retry(e, wait)) => (e, wait.map(|w| *w)),
         };
         if pos > before {
             // Bytes moved: the connection works, only this attempt broke.
             attempt = 1;
         }
         wait_before_retry(hub, url, attempt, error, wait, cancel).await?;
+        retries.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }
 
 enum Attempt {
     Fatal(FetchError),
-    Retry(HubError, Option<std::time::Duration>),
+    Retry(HubError, Option<Box<crate::retry::RetryAfter>>),
 }
 
 impl From<HubError> for Attempt {
@@ -119,7 +121,7 @@ async fn fetch_once(
     };
     let status = response.status();
     if is_transient_status(status) {
-        let wait = retry_after(response.headers());
+        let wait = retry_after(response.headers()).map(Box::new);
         let error = HubError::Http {
             url: shown(),
             status: status.as_u16(),

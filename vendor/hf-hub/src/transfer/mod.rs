@@ -3,12 +3,14 @@
 //! earlier run left, hashed as they land.
 
 mod fetch;
+mod journal;
 mod sink;
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use reqwest::Url;
@@ -52,6 +54,12 @@ pub struct TransferStats {
     pub resumed: u64,
     /// Connections used at most.
     pub connections: usize,
+    /// Requests tried again after a transient failure (a timeout, a cut
+    /// body, a 5xx or 429), over all connections.
+    pub retries: u32,
+    /// Times the file started over on one connection because the server
+    /// answered a ranged request with the whole file.
+    pub restarts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +83,7 @@ pub(crate) async fn run(
         Mode::Single
     };
     let mut restart = false;
+    let mut restarts = 0;
     loop {
         match attempt(hub, job, progress, cancel, mode, restart).await {
             Err(Outcome::RangeIgnored) if mode == Mode::Parallel || !restart => {
@@ -83,6 +92,7 @@ pub(crate) async fn run(
                     .note("the server ignores byte ranges: restarting the file on one connection");
                 mode = Mode::Single;
                 restart = true;
+                restarts += 1;
             }
             Err(Outcome::RangeIgnored) => {
                 return Err(HubError::Protocol {
@@ -91,7 +101,7 @@ pub(crate) async fn run(
                 });
             }
             Err(Outcome::Failed(e)) => return Err(e),
-            Ok(stats) => return Ok(stats),
+            Ok(stats) => return Ok(TransferStats { restarts, ..stats }),
         }
     }
 }
@@ -127,7 +137,8 @@ async fn attempt(
     // Pieces small enough to spread over every connection, never larger
     // than chunk_size.
     let per_conn = job.size.div_ceil(opts.connections_per_file as u64 * 2);
-    let chunk_len = per_conn.clamp(1 << 20, opts.chunk_size);
+    // (max then min, not clamp: a chunk_size below 1 MiB wins.)
+    let chunk_len = per_conn.max(1 << 20).min(opts.chunk_size);
     let work: Vec<Range<u64>> = match mode {
         Mode::Single => missing,
         Mode::Parallel => missing
@@ -142,33 +153,35 @@ async fn attempt(
     // Journal often enough that a killed run loses about one chunk in all,
     // spread over its connections.
     let journal_step = (chunk_len / connections as u64).clamp(256 << 10, 2 << 20);
+    let stop = cancel.child_token();
     let (tx, sink) = sink::start(
-        file,
-        journal,
+        (file, journal),
         job,
         &done,
         progress.clone(),
         (opts.fsync, journal_step),
+        stop.clone(),
     )?;
     let queue = Arc::new(Mutex::new(VecDeque::from(work)));
     let budget = sink::budget();
-    let stop = cancel.child_token();
+    let retries = Arc::new(AtomicU32::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..connections {
-        let (hub, job, queue, tx, stop, budget) = (
+        let (hub, job, queue, tx, stop, budget, retries) = (
             hub.clone(),
             job.clone(),
             queue.clone(),
             tx.clone(),
             stop.clone(),
             budget.clone(),
+            retries.clone(),
         );
         let whole_ok = mode == Mode::Single;
         workers.spawn(async move {
             loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                 let Some(range) = next else { return Ok(()) };
-                fetch_range(&hub, &job, range, whole_ok, (&tx, &budget), &stop).await?;
+                fetch_range(&hub, &job, range, whole_ok, (&tx, &budget, &retries), &stop).await?;
             }
         });
     }
@@ -202,21 +215,25 @@ async fn attempt(
     if failure.is_none() {
         progress.set_state(State::Verifying);
     }
-    // The writer reports disk errors even when the network side stopped first.
-    let (written, hashed, digest) = sink.finish().await?;
+    let finished = sink.finish().await;
     if cancel.is_cancelled() {
         return Err(HubError::Cancelled.into());
     }
-    match failure {
-        Some(FetchError::RangeIgnored) => return Err(Outcome::RangeIgnored),
-        Some(FetchError::Hub(e)) => return Err(e.into()),
-        None => {}
-    }
+    let (written, hashed, digest) = match (finished, failure) {
+        // The writer reports disk errors even when the network side stopped
+        // first; a hasher stopped by a failed connection is not one.
+        (Err(e), _) if !matches!(e, HubError::Cancelled) => return Err(e.into()),
+        (_, Some(FetchError::RangeIgnored)) => return Err(Outcome::RangeIgnored),
+        (_, Some(FetchError::Hub(e))) | (Err(e), None) => return Err(e.into()),
+        (Ok(done), None) => done,
+    };
     verify(job, hashed, &digest)?;
     Ok(TransferStats {
         fetched: written.bytes,
         resumed: done.covered(),
         connections,
+        retries: retries.load(Ordering::Relaxed),
+        restarts: 0,
     })
 }
 
@@ -250,8 +267,10 @@ pub(crate) fn verify(job: &Job, hashed: u64, digest: &str) -> Result<(), HubErro
 /// Opens (or creates) the partial file and its range journal, and works out
 /// which bytes are already there. Without a journal, a partial file is
 /// taken as a prefix (what older huggingface_hub versions leave); the hash
-/// check catches a wrong guess.
+/// check catches a wrong guess. A file whose etag is not a hash has no such
+/// check, so its partial bytes are never trusted: it starts over.
 fn open_partial(job: &Job, restart: bool) -> Result<(File, File, RangeSet), HubError> {
+    let restart = restart || job.expected == Expected::SizeOnly;
     if let Some(parent) = job.incomplete.parent() {
         std::fs::create_dir_all(parent).map_err(|e| HubError::io("creating", parent, e))?;
     }
@@ -293,13 +312,13 @@ fn open_partial(job: &Job, restart: bool) -> Result<(File, File, RangeSet), HubE
         .append(true)
         .open(&job.parts)
         .map_err(|e| HubError::io("opening", &job.parts, e))?;
-    if !done.ranges().is_empty() {
-        // Rewrite what we trust as the journal's first lines.
-        let _ = journal.set_len(0);
-        for r in done.ranges() {
-            crate::cache::write_ranges_line(&mut journal, r.start, r.end)
-                .map_err(|e| HubError::io("journaling", &job.parts, e))?;
-        }
+    // What we trust becomes the whole journal: lines it no longer trusts
+    // (past the file's end) must not come back when the file grows again,
+    // and with nothing trusted it starts empty.
+    let journaling = |e| HubError::io("journaling", &job.parts, e);
+    journal.set_len(0).map_err(journaling)?;
+    for r in done.ranges() {
+        crate::cache::write_ranges_line(&mut journal, r.start, r.end).map_err(journaling)?;
     }
     Ok((file, journal, done))
 }

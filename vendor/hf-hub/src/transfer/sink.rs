@@ -1,20 +1,22 @@
 //! The disk side of a transfer: a writer thread that puts bytes at their
-//! offsets and journals written ranges, and a hasher thread that follows
-//! the write frontier. Network tasks never touch the file system.
+//! offsets and hands written ranges to the journal thread (which syncs
+//! before it records them), and a hasher thread that follows the write
+//! frontier. Network tasks never touch the file system.
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
 
 use bytes::Bytes;
 use std::sync::Arc;
 use tektra_progress::FileProgress;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
-use super::Job;
-use crate::cache::write_ranges_line;
+use super::{Job, journal};
 use crate::error::HubError;
 use crate::ranges::RangeSet;
 use crate::verify::OrderedHasher;
@@ -59,20 +61,31 @@ enum HashMsg {
     Data(u64, Bytes, OwnedSemaphorePermit),
 }
 
-/// Starts the writer and hasher for `file`. Returns the sender the network
-/// tasks use and a handle that yields the outcome once every sender is gone.
+/// Starts the writer, journal and hasher for `file`. Returns the sender the
+/// network tasks use and a handle that yields the outcome once every sender
+/// is gone. `stop` ends the hasher's read-back of resumed bytes early (the
+/// outcome is then [`HubError::Cancelled`]).
 pub(crate) fn start(
-    file: File,
-    journal: File,
+    (file, journal): (File, File),
     job: &Job,
     already: &RangeSet,
     progress: FileProgress,
     (fsync, journal_step): (bool, u64),
+    stop: CancellationToken,
 ) -> Result<(mpsc::Sender<Chunk>, SinkHandle), HubError> {
     let path = job.incomplete.clone();
-    let journal_path = job.parts.clone();
-    let reader = File::open(&path).map_err(|e| HubError::io("opening", &path, e))?;
-    let mut hasher = OrderedHasher::new(&job.expected, job.size, reader, path.clone(), already);
+    let opened = |e| HubError::io("opening", &path, e);
+    let reader = File::open(&path).map_err(opened)?;
+    let syncer = file.try_clone().map_err(opened)?;
+    let (ranges, journal_task) =
+        journal::start(syncer, journal, (path.clone(), job.parts.clone()), fsync);
+    let mut hasher = OrderedHasher::new(
+        &job.expected,
+        job.size,
+        (reader, path.clone()),
+        already,
+        stop,
+    );
     let (hash_tx, hash_rx) = sync_channel::<HashMsg>(1024);
     let hash_path = path.clone();
     let hasher_task = tokio::task::spawn_blocking(move || {
@@ -82,12 +95,11 @@ pub(crate) fn start(
     let writer_task = tokio::task::spawn_blocking(move || {
         write_loop(
             &file,
-            (&path, &journal_path),
-            journal,
-            rx,
+            &path,
+            (rx, &ranges),
             &hash_tx,
             &progress,
-            (fsync, journal_step),
+            journal_step,
         )
     });
     Ok((
@@ -95,22 +107,29 @@ pub(crate) fn start(
         SinkHandle {
             writer: writer_task,
             hasher: hasher_task,
+            journal: journal_task,
         },
     ))
 }
 
-/// Waits for the writer and hasher of a transfer.
+/// Waits for the writer, hasher and journal of a transfer.
 pub(crate) struct SinkHandle {
     writer: tokio::task::JoinHandle<Result<Written, HubError>>,
     hasher: tokio::task::JoinHandle<Result<(u64, String), HubError>>,
+    journal: tokio::task::JoinHandle<Result<(), HubError>>,
 }
 
 impl SinkHandle {
-    /// The writer's result, then the hasher's (frontier, digest). Call after
-    /// dropping every sender.
+    /// The writer's result, then the journal's, then the hasher's
+    /// (frontier, digest). Call after dropping every sender. Every task is
+    /// waited for, whatever fails first.
     pub(crate) async fn finish(self) -> Result<(Written, u64, String), HubError> {
-        let written = join(self.writer).await?;
-        let (hashed, digest) = join(self.hasher).await?;
+        let written = join(self.writer).await;
+        let journal = join(self.journal).await;
+        let hashed = join(self.hasher).await;
+        let written = written?;
+        journal?;
+        let (hashed, digest) = hashed?;
         Ok((written, hashed, digest))
     }
 }
@@ -128,17 +147,19 @@ async fn join<T>(handle: tokio::task::JoinHandle<Result<T, HubError>>) -> Result
 
 fn write_loop(
     file: &File,
-    (path, journal_path): (&PathBuf, &PathBuf),
-    mut journal: File,
-    mut rx: mpsc::Receiver<Chunk>,
+    path: &PathBuf,
+    (mut rx, journal): (mpsc::Receiver<Chunk>, &Sender<Range<u64>>),
     hash_tx: &SyncSender<HashMsg>,
     progress: &FileProgress,
-    (fsync, journal_step): (bool, u64),
+    journal_step: u64,
 ) -> Result<Written, HubError> {
     // range start -> (written end, journaled end)
     let mut ranges: HashMap<u64, (u64, u64)> = HashMap::new();
     let mut written = Written::default();
-    let mut journal_err = |e: std::io::Error| HubError::io("journaling", journal_path, e);
+    // A closed journal means its thread failed; finish() reports why.
+    let record = |range: Range<u64>| {
+        let _ = journal.send(range);
+    };
     let result = (|| {
         while let Some(Chunk::Data {
             range_start,
@@ -156,7 +177,7 @@ fn write_loop(
                 .or_insert((range_start, range_start));
             entry.0 = offset + len;
             if entry.0 - entry.1 >= journal_step {
-                write_ranges_line(&mut journal, range_start, entry.0).map_err(&mut journal_err)?;
+                record(range_start..entry.0);
                 entry.1 = entry.0;
             }
             // A closed hasher means it failed; its error is reported by finish().
@@ -169,14 +190,10 @@ fn write_loop(
     rx.close();
     for (start, (end, journaled)) in &ranges {
         if end > journaled {
-            write_ranges_line(&mut journal, *start, *end).map_err(&mut journal_err)?;
+            record(*start..*end);
         }
     }
     result?;
-    if fsync {
-        file.sync_data()
-            .map_err(|e| HubError::io("flushing", path, e))?;
-    }
     Ok(written)
 }
 
@@ -185,7 +202,13 @@ fn hash_loop(
     rx: &Receiver<HashMsg>,
     path: &PathBuf,
 ) -> Result<(), HubError> {
-    let err = |e| HubError::io("hashing", path, e);
+    let err = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            HubError::Cancelled
+        } else {
+            HubError::io("hashing", path, e)
+        }
+    };
     // Resumed ranges that start at 0 are hashed before new bytes arrive.
     hasher.written_range(0..0).map_err(err)?;
     while let Ok(HashMsg::Data(offset, bytes, permit)) = rx.recv() {

@@ -122,8 +122,10 @@ async fn run(
     Ok(TransferStats {
         fetched: map.network_bytes(),
         resumed: 0,
-        // hf-xet manages its own connections; not counted here.
+        // hf-xet manages its own connections and retries; not counted here.
         connections: 0,
+        retries: 0,
+        restarts: 0,
     })
 }
 

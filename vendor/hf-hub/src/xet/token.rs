@@ -13,8 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{Hub, display_url};
 use crate::error::HubError;
-use crate::http::{Subject, error_from_response, send_with_retry};
+use crate::http::{Subject, error_from_response, read_capped, send_with_retry};
 use crate::ids::truncate;
+
+/// The largest Xet token answer read.
+const MAX_TOKEN_ANSWER: u64 = 1 << 20;
 
 /// A token this close to its expiry is fetched again before use.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -106,10 +109,9 @@ async fn fetch(
     }
     let shown = display_url(token_url);
     let headers = response.headers().clone();
-    let body = tokio::select! {
-        () = cancel.cancelled() => return Err(HubError::Cancelled),
-        b = response.bytes() => b.map_err(|source| HubError::Transport { url: shown.clone(), source })?,
-    };
+    // A token answer is a few hundred bytes; a larger one is not a token.
+    let cap = hub.options().limits.json_bytes.min(MAX_TOKEN_ANSWER);
+    let body = read_capped(response, cap, token_url, cancel).await?;
     // The JSON body is what huggingface_hub reads; the headers say the same
     // and stand in when the body lacks a field.
     let answer: TokenAnswer = if body.is_empty() {

@@ -144,11 +144,22 @@ async fn a_server_ignoring_range_gets_one_clean_stream() {
     .await
     .unwrap();
     assert_right_bytes(&fx, &file);
+    let served = fx.server.stats();
+    assert!(
+        served.ranges_ignored >= 1,
+        "the fault was not met: {served:?}"
+    );
+    // Every parallel piece got the whole file, yet the file started over
+    // once, on one connection.
+    assert_eq!(file.stats.restarts, 1, "{:?}", file.stats);
+    assert_eq!(file.stats.connections, 1, "{:?}", file.stats);
 }
 
 #[tokio::test]
 async fn a_stalled_body_times_out_and_is_retried() {
     let fx = Fixture::new().await;
+    // The stall (3 s) outlasts the read timeout (1 s): the body must be
+    // given up on and asked for again, not waited out.
     let file = big_file_under(
         &fx,
         FaultPlan {
@@ -159,6 +170,12 @@ async fn a_stalled_body_times_out_and_is_retried() {
     .await
     .unwrap();
     assert_right_bytes(&fx, &file);
+    assert_eq!(fx.server.stats().stalls, 1, "the stall was not met");
+    assert!(
+        file.stats.retries >= 1,
+        "the stalled body was waited out, not retried: {:?}",
+        file.stats
+    );
 }
 
 #[tokio::test]
@@ -174,6 +191,15 @@ async fn rate_capped_connections_still_deliver() {
     .await
     .unwrap();
     assert_right_bytes(&fx, &file);
+    let served = fx.server.stats();
+    assert!(
+        served.rate_capped > 1 && served.rate_capped == served.content_answers,
+        "not every answer was capped: {served:?}"
+    );
+    // Capped, not broken: several connections, no restart, nothing sent twice.
+    assert!(file.stats.connections > 1, "{:?}", file.stats);
+    assert_eq!(file.stats.restarts, 0, "{:?}", file.stats);
+    assert_eq!(served.content_bytes, BIG as u64, "{served:?}");
 }
 
 #[tokio::test]

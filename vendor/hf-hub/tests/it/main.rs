@@ -10,10 +10,15 @@
 
 mod common;
 mod compat;
+#[cfg(unix)]
+mod durability;
 mod faults;
 mod hostile;
 mod layout;
 mod offline;
+mod options;
+#[cfg(target_os = "linux")]
+mod resume;
 mod transfer;
 #[cfg(feature = "xet")]
 mod xet;

@@ -1,13 +1,16 @@
 //! The whole path of a download: resolve -> plan -> transfer -> verify ->
 //! commit to the cache, for one file or a snapshot of a repo.
 
+mod blob;
+mod offline;
+
 use std::path::PathBuf;
 
 use futures::StreamExt;
 use tektra_progress::{FileProgress, SharedReporter, Stage, Tracker};
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{BlobLock, RepoCache};
+use crate::cache::{BlobLock, BlobState, RepoCache};
 use crate::client::{Hub, XetMode};
 use crate::error::HubError;
 use crate::filter::Filter;
@@ -15,6 +18,7 @@ use crate::ids::{RepoPath, RepoRef, Revision};
 use crate::resolve::{FileMeta, TreeFile};
 use crate::transfer::{self, Job, TransferStats};
 use crate::verify::Expected;
+use offline::{list_snapshot, offline_file, offline_snapshot};
 
 /// A file that is in the cache now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,8 +311,9 @@ impl Hub {
         cancel: &CancellationToken,
     ) -> Result<CachedFile, HubError> {
         let commit = at_commit.as_str();
-        if blob_ok(repo_cache, &entry.etag, entry.size) {
-            let path = repo_cache.link_snapshot(commit, &entry.path, &entry.etag)?;
+        let name = RepoCache::blob_name(&entry.etag, commit, &entry.path);
+        if blob::is_verified(repo_cache, &name, entry.size) {
+            let path = repo_cache.link_snapshot(commit, &entry.path, &name)?;
             return Ok(cached(&entry.path, path, commit, Some(entry.size)));
         }
         let meta = self.resolve(repo, at_commit, &entry.path, cancel).await?;
@@ -337,25 +342,42 @@ impl Hub {
     ) -> Result<CachedFile, HubError> {
         self.cache().ensure_tag();
         repo_cache.write_ref(revision, &meta.commit)?;
-        if blob_ok(repo_cache, &meta.etag, meta.size) {
-            let path = repo_cache.link_snapshot(&meta.commit, &meta.path, &meta.etag)?;
-            return Ok(cached(&meta.path, path, &meta.commit, Some(meta.size)));
+        let name = RepoCache::blob_name(&meta.etag, &meta.commit, &meta.path);
+        let link = || {
+            let path = repo_cache.link_snapshot(&meta.commit, &meta.path, &name)?;
+            Ok(cached(&meta.path, path, &meta.commit, Some(meta.size)))
+        };
+        if blob::is_verified(repo_cache, &name, meta.size) {
+            return link();
         }
-        let lock_path = repo_cache.lock_path(&meta.etag);
+        let lock_path = repo_cache.lock_path(&name);
         let _lock = BlobLock::acquire(&lock_path, self.options().lock_timeout, cancel, || {
             progress.note("waiting for another process that is downloading this file");
         })
         .await?;
-        // Another process may have finished it while we waited.
-        if blob_ok(repo_cache, &meta.etag, meta.size) {
-            let path = repo_cache.link_snapshot(&meta.commit, &meta.path, &meta.etag)?;
-            return Ok(cached(&meta.path, path, &meta.commit, Some(meta.size)));
+        // Another process may have finished it while we waited; a blob we
+        // did not commit is checked before it is trusted.
+        match repo_cache.blob_state(&name, meta.size) {
+            BlobState::Verified => return link(),
+            BlobState::Unverified => {
+                let blob = (name.as_str(), meta.etag.as_str(), meta.size);
+                if blob::recheck(repo_cache, blob, progress, cancel).await? {
+                    return link();
+                }
+            }
+            BlobState::Missing => {}
         }
         let stats = self
-            .transfer_verified(repo_cache, repo, revision, meta, progress, cancel)
+            .transfer_verified(
+                repo_cache,
+                (repo, revision),
+                (meta, &name),
+                progress,
+                cancel,
+            )
             .await?;
-        repo_cache.commit_blob(&meta.etag)?;
-        let path = repo_cache.link_snapshot(&meta.commit, &meta.path, &meta.etag)?;
+        repo_cache.commit_blob(&name, self.options().fsync)?;
+        let path = repo_cache.link_snapshot(&meta.commit, &meta.path, &name)?;
         Ok(CachedFile {
             repo_path: meta.path.clone(),
             path,
@@ -371,9 +393,8 @@ impl Hub {
     async fn transfer_verified(
         &self,
         repo_cache: &RepoCache,
-        repo: &RepoRef,
-        revision: &Revision,
-        meta: &FileMeta,
+        (repo, revision): (&RepoRef, &Revision),
+        (meta, name): (&FileMeta, &str),
         progress: &FileProgress,
         cancel: &CancellationToken,
     ) -> Result<TransferStats, HubError> {
@@ -381,8 +402,8 @@ impl Hub {
             url: meta.url.clone(),
             size: meta.size,
             expected: Expected::from_etag(&meta.etag),
-            incomplete: repo_cache.incomplete_path(&meta.etag),
-            parts: repo_cache.parts_path(&meta.etag),
+            incomplete: repo_cache.incomplete_path(name),
+            parts: repo_cache.parts_path(name),
             repo: repo.id().to_string(),
             revision: revision.as_str().to_string(),
             path: meta.path.as_str().to_string(),
@@ -488,7 +509,12 @@ fn report_end(progress: &FileProgress, result: &Result<CachedFile, HubError>) {
     }
 }
 
-fn cached(repo_path: &RepoPath, path: PathBuf, commit: &str, size: Option<u64>) -> CachedFile {
+pub(super) fn cached(
+    repo_path: &RepoPath,
+    path: PathBuf,
+    commit: &str,
+    size: Option<u64>,
+) -> CachedFile {
     CachedFile {
         repo_path: repo_path.clone(),
         path,
@@ -497,133 +523,4 @@ fn cached(repo_path: &RepoPath, path: PathBuf, commit: &str, size: Option<u64>) 
         was_cached: true,
         stats: TransferStats::default(),
     }
-}
-
-/// A blob counts as present when it exists with the right size. (Its name
-/// is its hash and it only ever arrives verified, by rename.)
-fn blob_ok(repo_cache: &RepoCache, etag: &str, size: u64) -> bool {
-    std::fs::metadata(repo_cache.blob_path(etag)).is_ok_and(|m| m.is_file() && m.len() == size)
-}
-
-fn offline_file(
-    hub: &Hub,
-    repo_cache: &RepoCache,
-    repo: &RepoRef,
-    revision: &Revision,
-    path: &RepoPath,
-) -> Result<CachedFile, HubError> {
-    let not_cached = |what: String| HubError::NotCached {
-        what,
-        cache: hub.cache().root().to_path_buf(),
-    };
-    let Some(commit) = repo_cache.commit_of(revision) else {
-        return Err(not_cached(format!(
-            "{repo}@{revision} (no ref for this revision)"
-        )));
-    };
-    if let Some(link) = repo_cache.cached_file(revision, path) {
-        let size = std::fs::metadata(&link).ok().map(|m| m.len());
-        return Ok(cached(path, link, &commit, size));
-    }
-    if repo_cache.is_known_missing(&commit, path) {
-        return Err(HubError::EntryNotFound {
-            repo: repo.id().to_string(),
-            revision: revision.as_str().to_string(),
-            path: path.as_str().to_string(),
-        });
-    }
-    Err(not_cached(format!("{repo}@{revision}: {path}")))
-}
-
-fn offline_snapshot(
-    hub: &Hub,
-    repo_cache: &RepoCache,
-    repo: &RepoRef,
-    revision: &Revision,
-    filter: &Filter,
-) -> Result<Snapshot, HubError> {
-    let not_cached = |what: String| HubError::NotCached {
-        what,
-        cache: hub.cache().root().to_path_buf(),
-    };
-    let Some(commit) = repo_cache.commit_of(revision) else {
-        return Err(not_cached(format!(
-            "{repo}@{revision} (no ref for this revision)"
-        )));
-    };
-    let dir = repo_cache.snapshot_dir(&commit);
-    let listed: Vec<(RepoPath, Option<u64>)> = match repo_cache.read_tree(&commit) {
-        Some(tree) => tree.into_iter().map(|f| (f.path, Some(f.size))).collect(),
-        // Without a listing, the snapshot folder is all we know.
-        None => list_snapshot(&dir)?
-            .into_iter()
-            .map(|p| (p, None))
-            .collect(),
-    };
-    let mut files = Vec::new();
-    let mut missing = Vec::new();
-    for (path, size) in listed
-        .into_iter()
-        .filter(|(p, _)| filter.matches(p.as_str()))
-    {
-        let link = repo_cache.snapshot_path(&commit, &path);
-        if link.is_file() {
-            files.push(cached(&path, link, &commit, size));
-        } else {
-            missing.push(path.as_str().to_string());
-        }
-    }
-    if !missing.is_empty() {
-        let shown = missing
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
-        let more = missing.len().saturating_sub(10);
-        let tail = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
-        return Err(not_cached(format!("{repo}@{revision}: {shown}{tail}")));
-    }
-    if files.is_empty() && !dir.is_dir() {
-        return Err(not_cached(format!(
-            "{repo}@{revision} (no snapshot {commit})"
-        )));
-    }
-    Ok(Snapshot { commit, dir, files })
-}
-
-/// Every file under a snapshot folder, as repo paths.
-fn list_snapshot(dir: &std::path::Path) -> Result<Vec<RepoPath>, HubError> {
-    let mut out = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((folder, prefix)) = stack.pop() {
-        let entries = match std::fs::read_dir(&folder) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(HubError::io("listing", &folder, e)),
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                continue;
-            }
-            let rel = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push((path, rel));
-            } else if let Ok(p) = RepoPath::new(&rel) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
