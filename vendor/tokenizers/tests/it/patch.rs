@@ -16,7 +16,10 @@ fn workspace_root() -> PathBuf {
 /// The host's target triple, from the rustc that cargo would run.
 fn host_triple() -> String {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let output = Command::new(rustc).arg("-vV").output().expect("run rustc -vV");
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
     assert!(output.status.success(), "rustc -vV failed");
     String::from_utf8_lossy(&output.stdout)
         .lines()
