@@ -78,7 +78,11 @@ fn init_logging(json: bool) {
 /// Runs the command line; returns the process exit code.
 pub(crate) fn main() -> i32 {
     let cli = Cli::parse();
-    init_logging(cli.command.json_output());
+    let json = cli.command.json_output();
+    init_logging(json);
+    if json {
+        report::install_json_panic_hook();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,4 +102,41 @@ pub(crate) fn main() -> i32 {
             Command::Chat(args) => chat::run(args).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// Every subcommand that takes `--token`: the token is not in `{:?}`.
+    #[test]
+    fn tokens_never_appear_in_debug_output() {
+        for args in [
+            &["tektra", "download", "org/m", "--token", "hf_secret_value"][..],
+            &["tektra", "load", "org/m", "--token", "hf_secret_value"],
+            &[
+                "tektra",
+                "run",
+                "--prompt",
+                "hi",
+                "--token",
+                "hf_secret_value",
+            ],
+            &["tektra", "chat", "--token", "hf_secret_value"],
+            &[
+                "tektra",
+                "serve",
+                "/srv",
+                "--private",
+                "org/m=hf_secret_value",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let text = format!("{cli:?} {cli:#?}");
+            assert!(!text.contains("hf_secret_value"), "{args:?}: {text}");
+            assert!(text.contains("<redacted>"), "{args:?}: {text}");
+        }
+    }
 }

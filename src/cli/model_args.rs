@@ -39,7 +39,7 @@ pub(crate) struct ModelArgs {
 }
 
 /// How the Hub is reached.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub(crate) struct HubArgs {
     /// The hub cache folder [default: $HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub].
     #[arg(long)]
@@ -50,6 +50,17 @@ pub(crate) struct HubArgs {
     /// Use only the cache; fail naming what is missing.
     #[arg(long)]
     pub(crate) offline: bool,
+}
+
+/// By hand: the token must never reach a log or a panic message.
+impl std::fmt::Debug for HubArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubArgs")
+            .field("cache_dir", &self.cache_dir)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("offline", &self.offline)
+            .finish()
+    }
 }
 
 impl HubArgs {

@@ -239,3 +239,26 @@ pub(crate) fn print_error(json: bool, reason: &dyn std::fmt::Display) {
         eprintln!("error: {reason}");
     }
 }
+
+/// Under `--json`, a panic (a bug: none should be reachable) still ends in
+/// one JSON line on stderr, `{"error": "internal error: ..."}`, instead of
+/// the runtime's text, so a UI reading NDJSON gets a reason it can show.
+pub(crate) fn install_json_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_string());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let line = serde_json::json!({
+            "error": format!("internal error (a bug in tektra): {message}{place}"),
+        });
+        // The lock keeps the line whole if other threads write meanwhile.
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }));
+}

@@ -3,27 +3,47 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use tektra_hub_server::{FaultPlan, Kind, Server, Store};
+use tektra_hub_server::{FaultPlan, Limits, PublicUrl, Server, Store, parse_repo_id};
 
 /// Serve a folder of repos (`org/name/...`) or a hub cache as a Hub.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub(crate) struct Args {
     /// A folder of repos (`org/name/files`, `datasets/org/name/...`) or a hub cache.
     dir: PathBuf,
     /// Address of the Hub origin (use it as HF_ENDPOINT).
     #[arg(long, default_value = "127.0.0.1:8090")]
     addr: SocketAddr,
-    /// Address of the CDN origin that LFS files redirect to.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    cdn_addr: SocketAddr,
-    /// Make REPO private, readable with TOKEN: `--private org/name=TOKEN` (repeatable).
+    /// Address of the CDN origin that LFS files redirect to [default: the
+    /// --addr address, any free port].
+    #[arg(long)]
+    cdn_addr: Option<SocketAddr>,
+    /// The URL clients reach this server by (`http://HOST[:PORT]`): links
+    /// (LFS redirects, next pages, Xet) name it [default: the Host each
+    /// request names].
+    #[arg(long, value_name = "URL")]
+    public_url: Option<PublicUrl>,
+    /// Make REPO private, readable with TOKEN (repeatable):
+    /// `--private org/name=TOKEN`, `--private datasets/org/name=TOKEN`.
     #[arg(long, value_name = "REPO=TOKEN")]
     private: Vec<String>,
     /// Cap each answer's body at this many bytes per second (testing, benchmarks).
     #[arg(long)]
     rate_limit: Option<u64>,
-    /// Also serve LFS files from a Xet CAS on loopback (uploaded with hf-xet
-    /// at start): resolve answers carry X-Xet-Hash, and the token endpoint works.
+    /// Most connections open at once (more wait until one closes).
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Serve the files that symlinks in DIR point to wherever they are
+    /// (a mirror assembled from links) [default: only links to files inside
+    /// DIR; a hub cache is always read that way].
+    #[arg(long)]
+    follow_links: bool,
+    /// Open the test controls: `POST /_tektra/faults` lets ANY client make
+    /// the server lie (flipped bytes, wrong sizes), `GET /_tektra/stats`
+    /// counts what it served. For tests and benchmarks on loopback only.
+    #[arg(long)]
+    test_controls: bool,
+    /// Also serve LFS files from a Xet CAS (uploaded with hf-xet at start):
+    /// resolve answers carry X-Xet-Hash, and the token endpoint works.
     #[cfg(feature = "xet")]
     #[arg(long)]
     xet: bool,
@@ -33,30 +53,111 @@ pub(crate) struct Args {
     xet_dir: Option<PathBuf>,
 }
 
+/// By hand: the `--private` tokens must never reach a log or a panic message.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let private: Vec<String> = self
+            .private
+            .iter()
+            .map(|spec| match spec.split_once('=') {
+                Some((repo, _)) => format!("{repo}=<redacted>"),
+                None => "<redacted>".to_string(),
+            })
+            .collect();
+        let mut s = f.debug_struct("Args");
+        s.field("dir", &self.dir)
+            .field("addr", &self.addr)
+            .field("cdn_addr", &self.cdn_addr)
+            .field("public_url", &self.public_url)
+            .field("private", &private)
+            .field("rate_limit", &self.rate_limit)
+            .field("max_connections", &self.max_connections)
+            .field("follow_links", &self.follow_links)
+            .field("test_controls", &self.test_controls);
+        #[cfg(feature = "xet")]
+        s.field("xet", &self.xet).field("xet_dir", &self.xet_dir);
+        s.finish()
+    }
+}
+
+/// Applies every `--private REPO=TOKEN` to `store`; an error names the
+/// first that is malformed or names no served repo (a typo must not leave
+/// a repo public).
+fn make_private(store: &mut Store, specs: &[String]) -> Result<(), String> {
+    for spec in specs {
+        let Some((repo, token)) = spec.split_once('=') else {
+            return Err("--private takes REPO=TOKEN".to_string());
+        };
+        if token.is_empty() {
+            return Err(format!("--private {repo}=: the token is empty"));
+        }
+        let Some((kind, id)) = parse_repo_id(repo) else {
+            return Err(format!(
+                "--private {repo:?}: not a repo id (org/name, datasets/org/name, spaces/org/name)"
+            ));
+        };
+        if !store.set_tokens(kind, &id, vec![token.to_string()]) {
+            let mut known: Vec<String> = store
+                .repos
+                .keys()
+                .map(|(k, id)| match k.plural() {
+                    "models" => id.clone(),
+                    plural => format!("{plural}/{id}"),
+                })
+                .collect();
+            known.sort();
+            return Err(format!(
+                "--private {repo:?}: no such repo is served (served: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(args: Args) -> i32 {
-    let mut store = match Store::open(&args.dir) {
+    let opened = if args.follow_links {
+        Store::open(&args.dir)
+    } else {
+        Store::open_confined(&args.dir)
+    };
+    let mut store = match opened {
         Ok(store) => store,
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
         }
     };
-    for spec in &args.private {
-        let Some((repo, token)) = spec.split_once('=') else {
-            eprintln!("error: --private takes REPO=TOKEN, got {spec:?}");
-            return 2;
-        };
-        store.set_tokens(Kind::Model, repo, vec![token.to_string()]);
+    if let Err(e) = make_private(&mut store, &args.private) {
+        eprintln!("error: {e}");
+        return 2;
     }
     let repos = store.repos.len();
     let plan = FaultPlan {
         rate_limit: args.rate_limit,
         ..FaultPlan::default()
     };
-    let builder = Server::builder(store)
+    let limits = Limits {
+        max_connections: args.max_connections.max(1),
+        ..Limits::default()
+    };
+    let mut builder = Server::builder(store)
         .hub_addr(args.addr)
-        .cdn_addr(args.cdn_addr)
-        .faults(plan);
+        .faults(plan)
+        .limits(limits)
+        .test_controls(args.test_controls);
+    if let Some(addr) = args.cdn_addr {
+        builder = builder.cdn_addr(addr);
+    }
+    if let Some(url) = args.public_url.clone() {
+        builder = builder.public_url(url);
+    }
+    if args.test_controls {
+        eprintln!(
+            "WARNING: --test-controls: any client that reaches this server can inject faults \
+             (POST /_tektra/faults) and read its counters; use on loopback for tests only"
+        );
+    }
     #[cfg(feature = "xet")]
     let builder = if args.xet {
         eprintln!("uploading LFS files to the Xet CAS...");
@@ -76,9 +177,49 @@ pub(crate) async fn run(args: Args) -> i32 {
     if let Some(cas) = server.xet_cas_url() {
         eprintln!("Xet CAS at {cas}");
     }
+    if server.hub_addr().ip().is_unspecified() && args.public_url.is_none() {
+        eprintln!(
+            "listening on every address, port {}: other machines use http://<this machine>:{} \
+             (links follow the name they use)",
+            server.hub_addr().port(),
+            server.hub_addr().port()
+        );
+    }
     // The first stdout line is the endpoint, for scripts to read.
     println!("HF_ENDPOINT={}", server.url());
     let _ = tokio::signal::ctrl_c().await;
     server.shutdown();
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn tokens_never_appear_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "serve",
+            "/srv",
+            "--private",
+            "org/a=hf_secret_one",
+            "--private",
+            "datasets/org/b=hf_secret_two",
+            "--private",
+            "malformed_secret",
+        ])
+        .unwrap();
+        let text = format!("{cli:?} {cli:#?}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("org/a=<redacted>"), "{text}");
+        assert!(text.contains("datasets/org/b=<redacted>"), "{text}");
+    }
 }

@@ -123,12 +123,17 @@ impl Fixture {
     }
 
     pub fn python(&self, script: &str, offline: bool) -> std::process::Output {
+        self.python_at(self.home.path(), script, offline)
+    }
+
+    /// [`Fixture::python`] with `home` as HF_HOME.
+    pub fn python_at(&self, home: &Path, script: &str, offline: bool) -> std::process::Output {
         let mut cmd = Command::new(tektra_testdata::python());
         cmd.arg("-c").arg(script);
         for var in HUB_ENV {
             cmd.env_remove(var);
         }
-        cmd.env("HF_HOME", self.home.path())
+        cmd.env("HF_HOME", home)
             .env("HF_ENDPOINT", self.server.url())
             .env("HF_HUB_DISABLE_TELEMETRY", "1")
             .env("HF_HUB_DISABLE_PROGRESS_BARS", "1");
@@ -211,13 +216,18 @@ const HUB_ENV: &[&str] = &[
 /// `tektra ARGS` with only `home` as HF_HOME and `server` as the Hub: none of
 /// the caller's Hub settings (token, offline, cache, Xet switch) leak in.
 pub fn tektra(args: &[&str], home: &Path, server: &Server) -> Command {
+    tektra_at(args, home, &server.url())
+}
+
+/// [`tektra`] with the Hub at `endpoint` (e.g. a `tektra serve` child).
+pub fn tektra_at(args: &[&str], home: &Path, endpoint: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
     cmd.args(args);
     for var in HUB_ENV {
         cmd.env_remove(var);
     }
     cmd.env("HF_HOME", home)
-        .env("HF_ENDPOINT", server.url())
+        .env("HF_ENDPOINT", endpoint)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

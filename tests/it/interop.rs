@@ -57,3 +57,103 @@ async fn we_read_what_python_downloaded_offline() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(fx.server.stats().content_bytes, before.content_bytes);
 }
+
+/// Every entry under `dir`, by path relative to it: a symlink's target, a
+/// file's bytes, or a folder.
+fn entries(dir: &std::path::Path) -> std::collections::BTreeMap<String, Entry> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let entry = if meta.file_type().is_symlink() {
+                Entry::Link(
+                    std::fs::read_link(&path)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            } else if meta.is_dir() {
+                stack.push(path);
+                Entry::Dir
+            } else {
+                Entry::File(std::fs::read(&path).unwrap())
+            };
+            out.insert(rel, entry);
+        }
+    }
+    out
+}
+
+#[derive(PartialEq, Eq)]
+enum Entry {
+    Dir,
+    Link(String),
+    File(Vec<u8>),
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::Dir => write!(f, "dir"),
+            Entry::Link(to) => write!(f, "-> {to}"),
+            Entry::File(bytes) if bytes.len() <= 512 => {
+                write!(f, "{:?}", String::from_utf8_lossy(bytes))
+            }
+            Entry::File(bytes) => write!(f, "{} bytes", bytes.len()),
+        }
+    }
+}
+
+/// The same repo fetched whole by huggingface_hub (`snapshot_download`) and
+/// by `tektra download` into two empty homes: the caches are the same,
+/// entry by entry (folders, symlink targets, blobs, refs, `trees/*.json`,
+/// `CACHEDIR.TAG`), lock files aside (empty files whose presence depends on
+/// the order each tool takes its locks in).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_written_by_huggingface_hub_is_the_same_as_ours() {
+    let fx = Fixture::new().await;
+    let theirs = tempfile::tempdir().unwrap();
+    let py = fx.python_at(
+        theirs.path(),
+        "from huggingface_hub import snapshot_download\nprint(snapshot_download('org/model'))",
+        false,
+    );
+    assert!(py.status.success(), "{}", stderr(&py));
+    let out = fx
+        .tektra(&["download", "org/model", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let keep = |map: std::collections::BTreeMap<String, Entry>| {
+        map.into_iter()
+            .filter(|(path, _)| !path.starts_with(".locks/"))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let theirs = keep(entries(&theirs.path().join("hub")));
+    let ours = keep(entries(&fx.cache()));
+    let paths =
+        |m: &std::collections::BTreeMap<String, Entry>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(paths(&ours), paths(&theirs), "the same entries");
+    for (path, entry) in &theirs {
+        assert_eq!(&ours[path], entry, "{path}");
+    }
+    // Not vacuous: what the comparison covered.
+    for must in ["CACHEDIR.TAG", "models--org--model/refs/main"] {
+        assert!(theirs.contains_key(must), "{must}: {:?}", paths(&theirs));
+    }
+    assert!(
+        theirs
+            .keys()
+            .any(|p| p.starts_with("models--org--model/trees/") && p.ends_with(".json")),
+        "{:?}",
+        paths(&theirs)
+    );
+}

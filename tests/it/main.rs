@@ -12,5 +12,6 @@ mod download;
 mod engine;
 mod interop;
 mod one_version;
+mod serve;
 #[cfg(feature = "xet")]
 mod xet;

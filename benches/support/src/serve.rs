@@ -13,8 +13,11 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `tektra serve [extra...] --addr 127.0.0.1:0 repos` and reads
-    /// the endpoint from the first line it prints (`HF_ENDPOINT=...`).
+    /// Starts `tektra serve [extra...] --test-controls --follow-links --addr
+    /// 127.0.0.1:0 repos` (the control routes [`Served::control`] uses are
+    /// closed without the first flag; benchmark mirrors link to files
+    /// elsewhere) and reads the endpoint from the first line it prints
+    /// (`HF_ENDPOINT=...`).
     ///
     /// # Errors
     /// The server could not start, or did not say where it listens.
@@ -22,7 +25,7 @@ impl Served {
         let child = Command::new(tektra)
             .arg("serve")
             .args(extra)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--test-controls", "--follow-links", "--addr", "127.0.0.1:0"])
             .arg(repos)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -8,10 +8,15 @@
 //! - `GET /api/{models,datasets,spaces}/{repo}/revision/{rev}` and
 //!   `.../tree/{rev}[/{path}]?recursive=true` (paged with `Link: rel="next"`).
 //! - private repos that need a token; renamed repos (relative redirects).
-//! - faults on request (see [`FaultPlan`]) and counters ([`Stats`]).
+//! - faults (see [`FaultPlan`]) and counters ([`Stats`]) through the Rust
+//!   API; over HTTP (`/_tektra/faults`, `/_tektra/stats`) only when
+//!   [`ServerBuilder::test_controls`] opens them.
 //!
 //! It serves `tektra serve` (a mirror others reach with `HF_ENDPOINT`) and
-//! the tests. It listens where it is told; tests use 127.0.0.1 only.
+//! the tests. It listens where it is told; tests use loopback only. Links
+//! name the host the client used (see `origin`), every connection has a
+//! header deadline and an idle timeout, and their number is capped
+//! ([`Limits`]).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -24,6 +29,8 @@
 
 mod body;
 mod faults;
+mod listen;
+mod origin;
 mod routes;
 mod store;
 mod xet;
@@ -38,14 +45,19 @@ use tokio_util::sync::CancellationToken;
 
 pub use body::parse_range;
 pub use faults::{ALWAYS, FaultPlan, Faults, Stats};
-pub use store::{FileEntry, Kind, LFS_THRESHOLD, Repo, Store, StoreError};
+pub use listen::Limits;
+pub use origin::{PublicUrl, PublicUrlError};
+pub use store::{
+    FileEntry, Kind, LFS_THRESHOLD, Repo, Store, StoreError, is_commit_hash, parse_repo_id,
+};
 
 pub(crate) struct AppState {
     store: RwLock<Store>,
     aliases: HashMap<(Kind, String), String>,
     faults: Arc<Faults>,
-    hub_base: String,
-    cdn_base: String,
+    origins: origin::Origins,
+    /// Whether `/_tektra/faults` and `/_tektra/stats` answer over HTTP.
+    controls: bool,
     secret: [u8; 32],
     page_size: usize,
     /// The Xet CAS, when the server was built with one.
@@ -66,9 +78,13 @@ pub struct ServerBuilder {
     store: Store,
     aliases: HashMap<(Kind, String), String>,
     hub_addr: SocketAddr,
-    cdn_addr: SocketAddr,
+    /// `None`: beside the Hub origin (same address, any port).
+    cdn_addr: Option<SocketAddr>,
     page_size: usize,
     faults: FaultPlan,
+    public_url: Option<PublicUrl>,
+    limits: Limits,
+    controls: bool,
     /// `Some(dir)`: run a Xet CAS (on disk under `dir`, or in memory).
     #[cfg(feature = "xet")]
     xet: Option<Option<std::path::PathBuf>>,
@@ -93,10 +109,38 @@ impl ServerBuilder {
         self
     }
 
-    /// Where the CDN origin listens (default `127.0.0.1:0`).
+    /// Where the CDN origin listens (default: the Hub origin's address,
+    /// any free port).
     #[must_use]
     pub fn cdn_addr(mut self, addr: SocketAddr) -> Self {
-        self.cdn_addr = addr;
+        self.cdn_addr = Some(addr);
+        self
+    }
+
+    /// The URL clients reach the Hub origin by (`http://host[:port]`): links
+    /// name it (and its host, with their own ports, for the CDN and CAS)
+    /// whatever `Host` a request carries. Without it, links follow each
+    /// request's `Host`.
+    #[must_use]
+    pub fn public_url(mut self, url: PublicUrl) -> Self {
+        self.public_url = Some(url);
+        self
+    }
+
+    /// Connection limits (header deadline, idle timeout, connection cap).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Opens the HTTP control routes: `POST /_tektra/faults` (any client
+    /// can then make every answer lie) and `GET /_tektra/stats`. Off by
+    /// default; the Rust API ([`Server::faults`], [`Server::stats`]) works
+    /// either way.
+    #[must_use]
+    pub fn test_controls(mut self, open: bool) -> Self {
+        self.controls = open;
         self
     }
 
@@ -125,8 +169,11 @@ impl ServerBuilder {
     /// Binds both origins and starts serving in the current tokio runtime.
     pub async fn start(self) -> std::io::Result<Server> {
         let hub = TcpListener::bind(self.hub_addr).await?;
-        let cdn = TcpListener::bind(self.cdn_addr).await?;
         let hub_addr = hub.local_addr()?;
+        let cdn_addr = self
+            .cdn_addr
+            .unwrap_or_else(|| SocketAddr::new(hub_addr.ip(), 0));
+        let cdn = TcpListener::bind(cdn_addr).await?;
         let cdn_addr = cdn.local_addr()?;
         let faults = Arc::new(Faults::default());
         faults.set(self.faults);
@@ -152,16 +199,24 @@ impl ServerBuilder {
             store: RwLock::new(self.store),
             aliases: self.aliases,
             faults: faults.clone(),
-            hub_base: format!("http://{hub_addr}"),
-            cdn_base: format!("http://{cdn_addr}"),
+            origins: origin::Origins {
+                public: self.public_url.clone(),
+                hub: hub_addr,
+                cdn_port: cdn_addr.port(),
+            },
+            controls: self.controls,
             secret: seed.finalize().into(),
             page_size: self.page_size,
             xet,
         });
         let shutdown = CancellationToken::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            self.limits.max_connections.max(1),
+        ));
         #[cfg(feature = "xet")]
         if let Some(proxy) = proxy {
-            xet::serve_proxy(proxy, state.clone(), shutdown.clone());
+            let app = xet::proxy_router(state.clone());
+            listen::spawn(proxy, app, self.limits, slots.clone(), shutdown.clone());
             xet::sync(&state).await.map_err(std::io::Error::other)?;
         }
         let hub_app = axum::Router::new()
@@ -171,16 +226,12 @@ impl ServerBuilder {
             .fallback(routes::cdn)
             .with_state(state.clone());
         for (listener, app) in [(hub, hub_app), (cdn, cdn_app)] {
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-            });
+            listen::spawn(listener, app, self.limits, slots.clone(), shutdown.clone());
         }
         Ok(Server {
             hub_addr,
             cdn_addr,
+            public_url: self.public_url,
             state,
             faults,
             shutdown,
@@ -192,6 +243,7 @@ impl ServerBuilder {
 pub struct Server {
     hub_addr: SocketAddr,
     cdn_addr: SocketAddr,
+    public_url: Option<PublicUrl>,
     state: Arc<AppState>,
     faults: Arc<Faults>,
     shutdown: CancellationToken,
@@ -201,29 +253,42 @@ impl Server {
     /// A builder serving `store` on two loopback ports.
     #[must_use]
     pub fn builder(store: Store) -> ServerBuilder {
-        let any = SocketAddr::from(([127, 0, 0, 1], 0));
         ServerBuilder {
             store,
             aliases: HashMap::new(),
-            hub_addr: any,
-            cdn_addr: any,
+            hub_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cdn_addr: None,
             page_size: 1000,
             faults: FaultPlan::default(),
+            public_url: None,
+            limits: Limits::default(),
+            controls: false,
             #[cfg(feature = "xet")]
             xet: None,
         }
     }
 
-    /// The Hub origin, e.g. `http://127.0.0.1:40123` (use as `HF_ENDPOINT`).
+    /// The Hub origin, e.g. `http://127.0.0.1:40123` (use as `HF_ENDPOINT`):
+    /// the public URL when one was given; for a server bound to every
+    /// address (`0.0.0.0`), its loopback address.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.hub_addr)
+        match &self.public_url {
+            Some(url) => url.to_string(),
+            None => format!("http://{}", reachable(self.hub_addr)),
+        }
     }
 
-    /// The CDN origin.
+    /// The address the Hub origin is bound to.
+    #[must_use]
+    pub fn hub_addr(&self) -> SocketAddr {
+        self.hub_addr
+    }
+
+    /// The CDN origin (at its bound address).
     #[must_use]
     pub fn cdn_url(&self) -> String {
-        format!("http://{}", self.cdn_addr)
+        format!("http://{}", reachable(self.cdn_addr))
     }
 
     /// The fault plan and counters.
@@ -256,16 +321,35 @@ impl Server {
         xet::sync(&self.state).await
     }
 
-    /// The URL clients are given for the Xet CAS, if there is one.
+    /// The Xet CAS at its bound address, if there is one (clients are
+    /// given it under the host they reached the Hub by).
     #[cfg(feature = "xet")]
     #[must_use]
     pub fn xet_cas_url(&self) -> Option<String> {
-        self.state.xet.as_ref().map(|c| c.proxy_url.clone())
+        self.state
+            .xet
+            .as_ref()
+            .map(|c| format!("http://{}", reachable(c.proxy_addr)))
     }
 
     /// Stops accepting connections.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+}
+
+/// `addr`, with an unspecified IP (bound to every address) replaced by
+/// loopback: somewhere this machine can connect to.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let ip: std::net::IpAddr = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(ip, addr.port())
+    } else {
+        addr
     }
 }
 

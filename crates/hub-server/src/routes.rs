@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::body::content_response;
 use crate::faults::{FaultPlan, bump};
+use crate::listen::LocalAddr;
+use crate::origin::Bases;
 use crate::store::{FileEntry, Kind, Repo};
 
 /// How long CDN links stay valid.
@@ -145,7 +147,14 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
         .map(percent_decode)
         .collect();
     let headers = request.headers().clone();
+    let local = request.extensions().get::<LocalAddr>().map(|l| l.0);
+    let Ok(bases) = state.origins.bases(&headers, local) else {
+        return status(StatusCode::BAD_REQUEST, None, "malformed Host header");
+    };
     if segments.first().map(String::as_str) == Some("_tektra") {
+        if !state.controls {
+            return status(StatusCode::NOT_FOUND, None, "Not found");
+        }
         return control(&state, &method, &segments, request).await;
     }
     if segments.first().map(String::as_str) == Some("api") {
@@ -157,10 +166,10 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
             return revision_info(&state, kind, &id, &tail.join("/"), &headers);
         }
         if let Some((kind, id, tail)) = split_repo(rest, "tree", Some(kind)) {
-            return tree(&state, kind, &id, tail, &query, &headers, &raw_path);
+            return tree(&state, &bases, kind, &id, tail, &query, &headers, &raw_path);
         }
         if let Some((kind, id, tail)) = split_repo(rest, "xet-read-token", Some(kind)) {
-            return crate::xet::token(&state, kind, &id, &tail.join("/"), &headers).await;
+            return crate::xet::token(&state, &bases, kind, &id, &tail.join("/"), &headers).await;
         }
         return status(StatusCode::NOT_FOUND, None, "Not found");
     }
@@ -177,6 +186,7 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
         };
         return resolve(
             &state,
+            &bases,
             kind,
             &id,
             revision,
@@ -192,6 +202,7 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
 #[allow(clippy::too_many_arguments)]
 fn resolve(
     state: &AppState,
+    bases: &Bases,
     kind: Kind,
     id: &str,
     revision: &str,
@@ -229,8 +240,8 @@ fn resolve(
     if let Some(sha) = &entry.lfs_sha256 {
         set(&mut extra, "x-linked-etag", &format!("\"{sha}\""));
         set(&mut extra, "x-linked-size", &size.to_string());
-        crate::xet::resolve_headers(state, &store, kind, id, commit, entry, &mut extra);
-        let location = state.cdn_link(sha);
+        crate::xet::resolve_headers(state, bases, &store, kind, id, commit, entry, &mut extra);
+        let location = state.cdn_link(bases, sha);
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::FOUND;
         set(&mut extra, "location", &location);
@@ -304,6 +315,7 @@ fn tree_entry(path: &str, entry: &FileEntry) -> serde_json::Value {
 #[allow(clippy::too_many_arguments)]
 fn tree(
     state: &AppState,
+    bases: &Bases,
     kind: Kind,
     id: &str,
     tail: &[String],
@@ -380,7 +392,7 @@ fn tree(
         let back = back.unwrap_or(0);
         let next = format!(
             "<{}{}?recursive={recursive}&cursor={}>; rel=\"next\"",
-            state.hub_base,
+            bases.hub,
             raw_path,
             (cursor + page.len()).saturating_sub(back)
         );
@@ -440,17 +452,18 @@ impl AppState {
         hex::encode(h.finalize())
     }
 
-    pub(crate) fn cdn_link(&self, etag: &str) -> String {
+    pub(crate) fn cdn_link(&self, bases: &Bases, etag: &str) -> String {
         let exp = now_secs() + CDN_LINK_SECS;
         format!(
             "{}/cdn/{etag}?exp={exp}&sig={}",
-            self.cdn_base,
+            bases.cdn,
             self.sign(etag, exp)
         )
     }
 }
 
-/// `POST /_tektra/faults` (JSON `FaultPlan`), `GET /_tektra/stats`.
+/// `POST /_tektra/faults` (JSON `FaultPlan`), `GET /_tektra/stats`: only
+/// on a server started with its test controls open.
 async fn control(
     state: &AppState,
     method: &Method,

@@ -1,6 +1,17 @@
 //! What the server serves: repos, their revisions, and each commit's files
 //! with sizes and hashes. Built from a folder of repos or from an existing
 //! hub cache.
+//!
+//! A cache is always read confined: a snapshot entry is served only when
+//! its symlink leads into the repo's `blobs/`, refs must hold the commit
+//! hash of a snapshot that is there (their text is never echoed), and
+//! snapshot folders must be named by commit hashes. A folder of repos is
+//! read confined by [`Store::open_confined`] (what `tektra serve` does
+//! unless told to follow links): a symlink is followed only to a file inside
+//! the folder and symlinked folders are not entered. [`Store::open`]
+//! follows a folder's symlinks wherever they lead (tests and mirrors
+//! assembled from links to files elsewhere). What is skipped is logged as
+//! a warning.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -151,7 +162,19 @@ impl Store {
     /// folder of repos (`org/name/...`, `datasets/org/name/...`). A folder
     /// repo has one commit, on `main`, derived from its files' hashes.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Store::open_with(root, true)
+    }
+
+    /// [`Store::open`], but a folder of repos is read confined too: its
+    /// symlinks are followed only to files inside `root`.
+    pub fn open_confined(root: &Path) -> Result<Store, StoreError> {
+        Store::open_with(root, false)
+    }
+
+    fn open_with(root: &Path, follow: bool) -> Result<Store, StoreError> {
         let mut store = Store::default();
+        // Confinement checks compare canonical paths.
+        let root = &std::fs::canonicalize(root).map_err(io(root))?;
         let entries = std::fs::read_dir(root).map_err(io(root))?;
         let mut names: Vec<String> = entries
             .flatten()
@@ -161,7 +184,10 @@ impl Store {
         if names.iter().any(|n| n.contains("--")) {
             for name in names {
                 if let Some((kind, id)) = parse_cache_folder(&name) {
-                    let repo = read_cache_repo(&root.join(&name))?;
+                    let Some(dir) = confined(root, &root.join(&name), Want::Dir) else {
+                        continue;
+                    };
+                    let repo = read_cache_repo(&dir)?;
                     if !repo.commits.is_empty() {
                         store.repos.insert((kind, id), repo);
                     }
@@ -171,12 +197,20 @@ impl Store {
             for name in names.iter().filter(|n| !n.starts_with('.')) {
                 match Kind::from_plural(name) {
                     Some(kind @ (Kind::Dataset | Kind::Space)) => {
-                        let base = root.join(name);
+                        let Some(base) = pick(root, &root.join(name), Want::Dir, follow) else {
+                            continue;
+                        };
                         for org in read_names(&base)? {
-                            store.add_org(kind, &org, &base.join(&org))?;
+                            if let Some(dir) = pick(root, &base.join(&org), Want::Dir, follow) {
+                                store.add_org(root, kind, &org, &dir, follow)?;
+                            }
                         }
                     }
-                    _ => store.add_org(Kind::Model, name, &root.join(name))?,
+                    _ => {
+                        if let Some(dir) = pick(root, &root.join(name), Want::Dir, follow) {
+                            store.add_org(root, Kind::Model, name, &dir, follow)?;
+                        }
+                    }
                 }
             }
         }
@@ -186,14 +220,24 @@ impl Store {
         Ok(store)
     }
 
-    fn add_org(&mut self, kind: Kind, org: &str, dir: &Path) -> Result<(), StoreError> {
-        if !dir.is_dir() {
-            return Ok(());
-        }
+    fn add_org(
+        &mut self,
+        root: &Path,
+        kind: Kind,
+        org: &str,
+        dir: &Path,
+        follow: bool,
+    ) -> Result<(), StoreError> {
         for name in read_names(dir)? {
-            let repo_dir = dir.join(&name);
-            if repo_dir.is_dir() {
-                self.add_folder(kind, &format!("{org}/{name}"), &repo_dir, "main")?;
+            if let Some(repo_dir) = pick(root, &dir.join(&name), Want::Dir, follow) {
+                self.add_repo(
+                    root,
+                    kind,
+                    &format!("{org}/{name}"),
+                    &repo_dir,
+                    "main",
+                    follow,
+                )?;
             }
         }
         Ok(())
@@ -201,6 +245,7 @@ impl Store {
 
     /// Adds (or adds a revision to) a repo whose files are the folder `dir`.
     /// Returns the commit hash.
+    /// Its symlinks are followed wherever they lead, as by [`Store::open`].
     pub fn add_folder(
         &mut self,
         kind: Kind,
@@ -208,8 +253,22 @@ impl Store {
         dir: &Path,
         revision: &str,
     ) -> Result<String, StoreError> {
+        self.add_repo(dir, kind, id, dir, revision, true)
+    }
+
+    /// Adds the folder `dir` (inside `root`, the confinement boundary) as
+    /// `id` at `revision`.
+    fn add_repo(
+        &mut self,
+        root: &Path,
+        kind: Kind,
+        id: &str,
+        dir: &Path,
+        revision: &str,
+        follow: bool,
+    ) -> Result<String, StoreError> {
         let mut files = BTreeMap::new();
-        collect_files(dir, dir, &mut files)?;
+        collect_files(root, dir, dir, follow, &mut files)?;
         let commit = commit_hash(&files);
         let repo = self.repos.entry((kind, id.to_string())).or_default();
         repo.refs.insert(revision.to_string(), commit.clone());
@@ -218,9 +277,14 @@ impl Store {
     }
 
     /// Makes a repo private: it answers 401 without one of `tokens`.
-    pub fn set_tokens(&mut self, kind: Kind, id: &str, tokens: Vec<String>) {
-        if let Some(repo) = self.repos.get_mut(&(kind, id.to_string())) {
-            repo.tokens = tokens;
+    /// Returns false (and changes nothing) when there is no such repo.
+    pub fn set_tokens(&mut self, kind: Kind, id: &str, tokens: Vec<String>) -> bool {
+        match self.repos.get_mut(&(kind, id.to_string())) {
+            Some(repo) => {
+                repo.tokens = tokens;
+                true
+            }
+            None => false,
         }
     }
 
@@ -246,25 +310,85 @@ fn read_names(dir: &Path) -> Result<Vec<String>, StoreError> {
     Ok(names)
 }
 
+/// What a directory entry must be to be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Dir,
+    File,
+}
+
+/// `path` (an entry inside `within`, itself canonical) as a canonical path,
+/// when it is a real folder (`Want::Dir`: symlinked folders are not
+/// entered) or a file or a symlink to a file inside `within`
+/// (`Want::File`). Anything else is skipped, with a warning for what
+/// leaves `within`.
+fn confined(within: &Path, path: &Path, want: Want) -> Option<PathBuf> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_symlink() {
+        let is = match want {
+            Want::Dir => meta.is_dir(),
+            Want::File => meta.is_file(),
+        };
+        return is.then(|| path.to_path_buf());
+    }
+    // Each case warns once, whichever pass (folder or file) meets it.
+    let target = std::fs::canonicalize(path).ok()?;
+    match want {
+        Want::Dir if target.is_dir() => {
+            tracing::warn!(
+                "not serving {}: symlinked folders are not followed",
+                path.display()
+            );
+            None
+        }
+        Want::File if !target.is_dir() && !target.starts_with(within) => {
+            tracing::warn!(
+                "not serving {}: its symlink leads outside {}",
+                path.display(),
+                within.display()
+            );
+            None
+        }
+        Want::File => target.is_file().then_some(target),
+        Want::Dir => None,
+    }
+}
+
+/// [`confined`], or with `follow` any folder or file the path leads to.
+fn pick(within: &Path, path: &Path, want: Want, follow: bool) -> Option<PathBuf> {
+    if !follow {
+        return confined(within, path, want);
+    }
+    let is = match want {
+        Want::Dir => path.is_dir(),
+        Want::File => path.is_file(),
+    };
+    is.then(|| path.to_path_buf())
+}
+
+/// The files under `dir`, named relative to `repo`; `root` is the
+/// confinement boundary.
 fn collect_files(
     root: &Path,
+    repo: &Path,
     dir: &Path,
+    follow: bool,
     out: &mut BTreeMap<String, FileEntry>,
 ) -> Result<(), StoreError> {
     for name in read_names(dir)? {
         let path = dir.join(&name);
-        if path.is_dir() {
-            collect_files(root, &path, out)?;
-        } else if path.is_file() {
+        if let Some(sub) = pick(root, &path, Want::Dir, follow) {
+            collect_files(root, repo, &sub, follow, out)?;
+        } else if let Some(file) = pick(root, &path, Want::File, follow) {
             let rel = path
-                .strip_prefix(root)
+                .strip_prefix(repo)
                 .unwrap_or(&path)
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join("/");
-            let lfs = is_lfs(&rel, std::fs::metadata(&path).map_err(io(&path))?.len());
-            out.insert(rel, hash_entry(&path, lfs)?);
+            let lfs = is_lfs(&rel, std::fs::metadata(&file).map_err(io(&file))?.len());
+            out.insert(rel, hash_entry(&file, lfs)?);
         }
     }
     Ok(())
@@ -316,6 +440,41 @@ fn commit_hash(files: &BTreeMap<String, FileEntry>) -> String {
     hex::encode(h.finalize())
 }
 
+/// Whether `text` is a full commit hash: 40 lowercase hex digits.
+#[must_use]
+pub fn is_commit_hash(text: &str) -> bool {
+    text.len() == 40 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A repo id as the Hub spells it in URLs and on the command line:
+/// `org/name` or `name` for a model, `datasets/org/name`,
+/// `spaces/org/name` (`models/` is accepted too). `None` when it is not
+/// one (empty segments, more than two after the kind).
+#[must_use]
+pub fn parse_repo_id(text: &str) -> Option<(Kind, String)> {
+    let (kind, id) = match text.split_once('/') {
+        Some((first, rest)) => match Kind::from_plural(first) {
+            Some(kind) => (kind, rest),
+            None => (Kind::Model, text),
+        },
+        None => (Kind::Model, text),
+    };
+    let segments: Vec<&str> = id.split('/').collect();
+    let ok = (1..=2).contains(&segments.len())
+        && segments
+            .iter()
+            .all(|s| !s.is_empty() && *s != "." && *s != "..");
+    ok.then(|| (kind, id.to_string()))
+}
+
+/// A ref file's text, read only if it is small (a ref is 40 bytes).
+fn read_small(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut text = String::new();
+    file.take(256).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
 fn parse_cache_folder(name: &str) -> Option<(Kind, String)> {
     let (plural, rest) = name.split_once("--")?;
     let kind = Kind::from_plural(plural)?;
@@ -326,20 +485,31 @@ fn parse_cache_folder(name: &str) -> Option<(Kind, String)> {
 /// is the blob's name, so nothing is hashed.
 fn read_cache_repo(dir: &Path) -> Result<Repo, StoreError> {
     let mut repo = Repo::default();
+    // Snapshot entries must be blobs of this repo.
+    let blobs = std::fs::canonicalize(dir.join("blobs")).ok();
     let snapshots = dir.join("snapshots");
-    if snapshots.is_dir() {
+    if let (Some(blobs), Some(snapshots)) = (&blobs, confined(dir, &snapshots, Want::Dir)) {
         for commit in read_names(&snapshots)? {
+            if !is_commit_hash(&commit) {
+                tracing::warn!(
+                    "not serving {}: a snapshot folder is named by a commit hash",
+                    snapshots.join(&commit).display()
+                );
+                continue;
+            }
+            let Some(folder) = confined(dir, &snapshots.join(&commit), Want::Dir) else {
+                continue;
+            };
             let mut files = BTreeMap::new();
-            collect_cache_files(
-                &snapshots.join(&commit),
-                &snapshots.join(&commit),
-                &mut files,
-            )?;
+            collect_cache_files(blobs, &folder, &folder, &mut files)?;
             repo.commits.insert(commit, files);
         }
     }
     let refs = dir.join("refs");
-    let mut stack = vec![(refs.clone(), String::new())];
+    let mut stack: Vec<(PathBuf, String)> = confined(dir, &refs, Want::Dir)
+        .map(|refs| (refs, String::new()))
+        .into_iter()
+        .collect();
     while let Some((folder, prefix)) = stack.pop() {
         let Ok(names) = read_names(&folder) else {
             continue;
@@ -351,10 +521,20 @@ fn read_cache_repo(dir: &Path) -> Result<Repo, StoreError> {
             } else {
                 format!("{prefix}/{name}")
             };
-            if path.is_dir() {
-                stack.push((path, rel));
-            } else if let Ok(commit) = std::fs::read_to_string(&path) {
-                repo.refs.insert(rel, commit.trim().to_string());
+            if let Some(sub) = confined(dir, &path, Want::Dir) {
+                stack.push((sub, rel));
+            } else if confined(&refs, &path, Want::File).is_some() {
+                // A ref names a commit we hold; its text is never echoed.
+                let commit = read_small(&path).unwrap_or_default();
+                let commit = commit.trim();
+                if is_commit_hash(commit) && repo.commits.contains_key(commit) {
+                    repo.refs.insert(rel, commit.to_string());
+                } else {
+                    tracing::warn!(
+                        "not serving ref {}: it does not hold the hash of a snapshot here",
+                        path.display()
+                    );
+                }
             }
         }
     }
@@ -362,17 +542,18 @@ fn read_cache_repo(dir: &Path) -> Result<Repo, StoreError> {
 }
 
 fn collect_cache_files(
+    blobs: &Path,
     root: &Path,
     dir: &Path,
     out: &mut BTreeMap<String, FileEntry>,
 ) -> Result<(), StoreError> {
     for name in read_names(dir)? {
         let path = dir.join(&name);
-        if path.is_dir() {
-            collect_cache_files(root, &path, out)?;
+        if let Some(sub) = confined(root, &path, Want::Dir) {
+            collect_cache_files(blobs, root, &sub, out)?;
             continue;
         }
-        let Ok(blob) = std::fs::canonicalize(&path) else {
+        let Some(blob) = confined(blobs, &path, Want::File) else {
             continue;
         };
         let Some(etag) = blob.file_name().map(|n| n.to_string_lossy().into_owned()) else {

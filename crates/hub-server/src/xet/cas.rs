@@ -26,10 +26,11 @@ const TOKEN_SECS: u64 = 3600;
 pub(crate) struct XetCas {
     upstream: LocalTestServer,
     session: XetSession,
-    /// Where clients are sent: the proxy in front of the CAS.
-    pub(crate) proxy_url: String,
-    /// A loopback port nobody listens on (the "CAS down" fault).
-    closed_url: String,
+    /// Where clients are sent: the proxy in front of the CAS (its port, under
+    /// the host the client reached the Hub by).
+    pub(crate) proxy_addr: SocketAddr,
+    /// A port beside the proxy that nobody listens on (the "CAS down" fault).
+    closed_port: u16,
     /// Holds that port bound without listening, so connections are refused
     /// and no other process can take it while the server runs.
     _closed: tokio::net::TcpSocket,
@@ -62,7 +63,7 @@ impl XetCas {
             .with_cache_dir(client_cache.path())
             .build()
             .map_err(|e| std::io::Error::other(format!("starting a Xet session: {e}")))?;
-        let (closed, closed_url) = closed_port(proxy_addr)?;
+        let (closed, closed_port) = closed_port(proxy_addr)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -70,8 +71,8 @@ impl XetCas {
         Ok(XetCas {
             upstream,
             session,
-            proxy_url: format!("http://{proxy_addr}"),
-            closed_url,
+            proxy_addr,
+            closed_port,
             _closed: closed,
             hashes: Mutex::new(HashMap::new()),
             http,
@@ -127,20 +128,26 @@ impl XetCas {
         Ok(known)
     }
 
-    /// The token endpoint's answer for repo `id`.
-    pub(crate) fn token_response(&self, state: &AppState, id: &str) -> Response<Body> {
+    /// The token endpoint's answer for repo `id`, the CAS named under the
+    /// host of `bases`.
+    pub(crate) fn token_response(
+        &self,
+        state: &AppState,
+        id: &str,
+        bases: &crate::origin::Bases,
+    ) -> Response<Body> {
         let ttl = state.faults.plan().xet_token_ttl_secs.unwrap_or(TOKEN_SECS);
-        let exp = now_secs() + ttl;
-        let token = access_token(state, id, exp);
+        let exp = now_secs().saturating_add(ttl);
+        let token = access_token(&state.secret, id, exp);
         let cas_url = if state.faults.plan().xet_cas_down {
-            self.closed_url.as_str()
+            bases.other(self.closed_port)
         } else {
-            self.proxy_url.as_str()
+            bases.other(self.proxy_addr.port())
         };
         let mut headers = HeaderMap::new();
         set(&mut headers, "x-xet-access-token", &token);
         set(&mut headers, "x-xet-token-expiration", &exp.to_string());
-        set(&mut headers, "x-xet-cas-url", cas_url);
+        set(&mut headers, "x-xet-cas-url", &cas_url);
         json_response(
             &json!({ "accessToken": token, "exp": exp, "casUrl": cas_url }),
             headers,
@@ -148,20 +155,56 @@ impl XetCas {
     }
 }
 
-/// A token only this server could have issued, different per repo and
-/// expiry; it never equals a Hub token, so the proxy can tell them apart.
-fn access_token(state: &AppState, id: &str, exp: u64) -> String {
+/// A read token only this server could have issued, for repo `id` until
+/// `exp`: `xet_<exp>_<hex id>_<mac>`. It carries what the proxy needs to
+/// check it without keeping state, and never equals a Hub token.
+fn access_token(secret: &[u8; 32], id: &str, exp: u64) -> String {
+    format!(
+        "xet_{exp}_{}_{}",
+        hex::encode(id.as_bytes()),
+        token_mac(secret, id, exp)
+    )
+}
+
+fn token_mac(secret: &[u8; 32], id: &str, exp: u64) -> String {
     let mut h = Sha256::default();
     h.update(b"xet-read");
-    h.update(state.secret);
+    h.update(secret);
     h.update(id.as_bytes());
     h.update(exp.to_le_bytes());
-    format!("xet_{}", hex::encode(h.finalize()))
+    hex::encode(h.finalize())
+}
+
+/// Whether `token` is a read token this server issued that has not
+/// expired at `now`.
+pub(crate) fn token_is_valid(secret: &[u8; 32], token: &str, now: u64) -> bool {
+    let Some(rest) = token.strip_prefix("xet_") else {
+        return false;
+    };
+    let mut parts = rest.splitn(3, '_');
+    let (Some(exp), Some(id), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(exp), Ok(id)) = (exp.parse::<u64>(), hex::decode(id)) else {
+        return false;
+    };
+    let Ok(id) = String::from_utf8(id) else {
+        return false;
+    };
+    let want = token_mac(secret, &id, exp);
+    // Compared whole, byte by byte without an early exit.
+    let same = want.len() == mac.len()
+        && want
+            .bytes()
+            .zip(mac.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    same && exp >= now
 }
 
 /// A socket bound to a port on the proxy's host that never listens, and
-/// its URL: connections to it are refused for as long as the socket lives.
-fn closed_port(near: SocketAddr) -> std::io::Result<(tokio::net::TcpSocket, String)> {
+/// its port: connections to it are refused for as long as the socket lives.
+fn closed_port(near: SocketAddr) -> std::io::Result<(tokio::net::TcpSocket, u16)> {
     let socket = if near.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -169,7 +212,7 @@ fn closed_port(near: SocketAddr) -> std::io::Result<(tokio::net::TcpSocket, Stri
     };
     socket.bind(SocketAddr::new(near.ip(), 0))?;
     let addr = socket.local_addr()?;
-    Ok((socket, format!("http://{addr}")))
+    Ok((socket, addr.port()))
 }
 
 /// Uploads every LFS file of the store that has no Xet hash yet and records
@@ -215,4 +258,24 @@ pub(crate) async fn sync(state: &AppState) -> Result<usize, String> {
         }
     }
     Ok(wanted.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_tokens_check_their_mac_and_expiry() {
+        let secret = [7u8; 32];
+        let token = access_token(&secret, "org/model", 1000);
+        assert!(token_is_valid(&secret, &token, 999));
+        assert!(token_is_valid(&secret, &token, 1000));
+        assert!(!token_is_valid(&secret, &token, 1001), "expired");
+        assert!(!token_is_valid(&[8u8; 32], &token, 999), "another server's");
+        let later = token.replacen("xet_1000_", "xet_9000_", 1);
+        assert!(!token_is_valid(&secret, &later, 999), "expiry changed");
+        for junk in ["", "xet_", "xet_1_2", "Bearer x", "xet_1_zz_00", "hf_token"] {
+            assert!(!token_is_valid(&secret, junk, 0), "{junk}");
+        }
+    }
 }

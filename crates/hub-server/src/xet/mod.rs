@@ -12,7 +12,7 @@ mod proxy;
 #[cfg(feature = "xet")]
 pub(crate) use cas::{XetCas, sync};
 #[cfg(feature = "xet")]
-pub(crate) use proxy::serve as serve_proxy;
+pub(crate) use proxy::router as proxy_router;
 
 /// Without the `xet` feature there is never a CAS.
 #[cfg(not(feature = "xet"))]
@@ -23,12 +23,15 @@ use axum::http::{HeaderMap, Response, StatusCode, header};
 
 use crate::AppState;
 use crate::faults::bump;
+use crate::origin::Bases;
 use crate::routes::status;
 use crate::store::{FileEntry, Kind, Store};
 
 /// Adds the Xet headers to a resolve answer when the file is in Xet.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn resolve_headers(
     state: &AppState,
+    bases: &Bases,
     store: &Store,
     kind: Kind,
     id: &str,
@@ -48,7 +51,7 @@ pub(crate) fn resolve_headers(
     crate::routes::set(headers, "x-xet-hash", wrong.as_deref().unwrap_or(hash));
     let link = format!(
         "<{}/api/{}/{id}/xet-read-token/{commit}>; rel=\"xet-auth\"",
-        state.hub_base,
+        bases.hub,
         kind.plural()
     );
     crate::routes::set(headers, "link", &link);
@@ -72,6 +75,7 @@ fn other_hash(store: &Store, size: u64, hash: &str) -> Option<String> {
 /// the caller may read, as JSON and in `X-Xet-*` headers.
 pub(crate) async fn token(
     state: &AppState,
+    bases: &Bases,
     kind: Kind,
     id: &str,
     revision: &str,
@@ -94,7 +98,9 @@ pub(crate) async fn token(
     }
     #[cfg(feature = "xet")]
     if let Some(cas) = &state.xet {
-        return cas.token_response(state, id);
+        return cas.token_response(state, id, bases);
     }
+    #[cfg(not(feature = "xet"))]
+    let _ = bases;
     status(StatusCode::NOT_FOUND, None, "no Xet store")
 }

@@ -1,30 +1,55 @@
-//! The CAS as clients see it: a proxy on loopback in front of the
-//! simulation server that counts requests, body bytes and the credentials
-//! they carry (a Hub token must never arrive here), and applies the CAS
-//! faults of the plan (a delay before each answer).
+//! The CAS as clients see it: a proxy in front of the simulation server
+//! (which itself stays on loopback) that lets through only what a download
+//! needs, counts requests, body bytes and the credentials they carry (a Hub
+//! token must never arrive here), and applies the CAS faults of the plan (a
+//! delay before each answer).
+//!
+//! Let through: reconstruction queries and file HEADs with a read token
+//! this server issued and that has not expired, and the term fetches the
+//! reconstructions point to (the Hub's CAS hands those out as presigned
+//! URLs; here the xorb hash in them, which only a reconstruction tells, plays
+//! the signature). Everything else (uploads, shards, the simulation's
+//! `set_config` and other `/simulation/` routes) is refused, and no request
+//! body is accepted.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, Response, StatusCode, header};
+use axum::http::{HeaderName, Method, Response, StatusCode, header};
 use futures::StreamExt;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::faults::bump;
-use crate::routes::{bearer, status};
+use crate::routes::{bearer, now_secs, status};
 
-/// Serves the proxy on `listener` until `stop` fires.
-pub(crate) fn serve(listener: TcpListener, state: Arc<AppState>, stop: CancellationToken) {
-    let app = axum::Router::new().fallback(forward).with_state(state);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-    });
+/// The proxy's routes.
+pub(crate) fn router(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new().fallback(forward).with_state(state)
+}
+
+/// What a request may do at the CAS.
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    /// A read that needs a read token.
+    Token,
+    /// A term fetch (a presigned URL on the Hub's CAS).
+    Open,
+    /// Anything else.
+    Refused,
+}
+
+/// The read routes of the CAS protocol, by method and path.
+fn access(method: &Method, path: &str) -> Access {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", ["v1", "reconstructions"] | ["v1" | "v2", "reconstructions", _]) => Access::Token,
+        ("HEAD", ["v1", "files", _]) => Access::Token,
+        ("GET" | "HEAD", ["v1", "fetch_term"]) => Access::Open,
+        ("GET" | "HEAD", ["v1", "get_xorb", _, _, ""]) => Access::Open,
+        _ => Access::Refused,
+    }
 }
 
 /// Headers that belong to one hop and are not passed on.
@@ -50,6 +75,35 @@ async fn forward(State(state): State<Arc<AppState>>, request: Request) -> Respon
     {
         bump(&stats.xet_cas_hub_token_seen, 1);
     }
+    // The simulation server builds the URLs it hands out from Host.
+    if crate::origin::request_host(request.headers()).is_err() {
+        return status(StatusCode::BAD_REQUEST, None, "malformed Host header");
+    }
+    match access(request.method(), request.uri().path()) {
+        Access::Refused => {
+            return status(StatusCode::FORBIDDEN, None, "not a read route of this CAS");
+        }
+        Access::Token => {
+            let valid = bearer(request.headers())
+                .is_some_and(|t| super::cas::token_is_valid(&state.secret, t, now_secs()));
+            if !valid {
+                return status(
+                    StatusCode::UNAUTHORIZED,
+                    None,
+                    "missing, invalid or expired Xet read token",
+                );
+            }
+        }
+        Access::Open => {}
+    }
+    let has_body = request.headers().contains_key(header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if has_body {
+        return status(StatusCode::PAYLOAD_TOO_LARGE, None, "reads carry no body");
+    }
     if let Some(ms) = state.faults.plan().xet_cas_delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -64,17 +118,10 @@ async fn forward(State(state): State<Arc<AppState>>, request: Request) -> Respon
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    // The Host header stays: the simulation server builds the URLs of the
-    // data it hands out from it, so they point back through this proxy.
-    let body = reqwest::Body::wrap_stream(request.into_body().into_data_stream());
-    let answer = match cas
-        .http
-        .request(method, &url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-    {
+    // The Host header stays (checked above): the simulation server builds
+    // the URLs of the data it hands out from it, so they point back through
+    // this proxy under the name the client used.
+    let answer = match cas.http.request(method, &url).headers(headers).send().await {
         Ok(answer) => answer,
         Err(e) => return status(StatusCode::BAD_GATEWAY, None, &format!("CAS: {e}")),
     };
@@ -103,4 +150,33 @@ fn is_hub_token(state: &AppState, token: &str) -> bool {
         .repos
         .values()
         .any(|r| r.tokens.iter().any(|t| t == token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_read_routes_pass() {
+        let get = Method::GET;
+        assert_eq!(access(&get, "/v1/reconstructions/abc"), Access::Token);
+        assert_eq!(access(&get, "/v2/reconstructions/abc"), Access::Token);
+        assert_eq!(access(&get, "/v1/reconstructions"), Access::Token);
+        assert_eq!(access(&Method::HEAD, "/v1/files/abc"), Access::Token);
+        assert_eq!(access(&get, "/v1/fetch_term"), Access::Open);
+        for (method, path) in [
+            (Method::POST, "/simulation/set_config"),
+            (Method::POST, "/v1/xorbs/default/abc"),
+            (Method::POST, "/v1/shards"),
+            (Method::POST, "/v2/shards"),
+            (Method::PUT, "/simulation/xorb-uploads/1"),
+            (Method::GET, "/simulation/xorbs"),
+            (Method::DELETE, "/simulation/xorbs/abc"),
+            (Method::POST, "/v1/reconstructions/abc"),
+            (Method::GET, "/v1/reconstructions/a/b"),
+            (Method::GET, "/health"),
+        ] {
+            assert_eq!(access(&method, path), Access::Refused, "{method} {path}");
+        }
+    }
 }

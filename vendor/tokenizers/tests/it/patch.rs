@@ -13,7 +13,26 @@ fn workspace_root() -> PathBuf {
         .unwrap()
 }
 
+/// The host's target triple, from the rustc that cargo would run.
+fn host_triple() -> String {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
+    assert!(output.status.success(), "rustc -vV failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_owned()
+}
+
 /// candle-core's source directory, as cargo resolved it for this workspace.
+///
+/// Offline, and only for the host platform: a registry filled by building
+/// here holds this platform's crates and no other's, and an unfiltered
+/// `cargo metadata --offline` fails for want of (say) an Android-only crate.
 fn candle_core_dir() -> PathBuf {
     let output = Command::new(env!("CARGO"))
         .args([
@@ -21,8 +40,10 @@ fn candle_core_dir() -> PathBuf {
             "--format-version",
             "1",
             "--offline",
-            "--manifest-path",
+            "--filter-platform",
         ])
+        .arg(host_triple())
+        .arg("--manifest-path")
         .arg(workspace_root().join("Cargo.toml"))
         .output()
         .expect("run cargo metadata");
