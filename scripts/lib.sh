@@ -43,3 +43,25 @@ ensure_venv() {
     echo "$want" > "$stamp"
   fi
 }
+
+# llama_cpp_build_env: the build settings for llama-cpp-python in the bench
+# venv. ggml's AMX path segfaults at the first evaluation in 0.3.36 on Xeons
+# with AMX, so there llama.cpp is built for AVX-512 (and VNNI) without AMX
+# instead of for the native CPU; everywhere else, natively. Either way the
+# multimodal library and examples are left out and both cores compile.
+# Prints which build it chose (the bench output repeats it).
+llama_cpp_build_env() {
+  local flags
+  flags="$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)"
+  local common="-DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF"
+  if [[ "$flags" == *amx_tile* ]]; then
+    local vnni=OFF
+    [[ "$flags" == *avx512_vnni* ]] && vnni=ON
+    export CMAKE_ARGS="${CMAKE_ARGS:-$common -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=$vnni -DGGML_AVX512_BF16=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}"
+    log "llama.cpp build: AVX-512 without AMX (this CPU has AMX, whose ggml path crashes)"
+  else
+    export CMAKE_ARGS="${CMAKE_ARGS:-$common -DGGML_NATIVE=ON}"
+    log "llama.cpp build: native for this CPU"
+  fi
+  export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+}

@@ -209,7 +209,10 @@ pub trait Backend: Send {
         cancel: &CancellationToken,
     ) -> Result<()> {
         let _ = (tokens, f, cancel);
-        Err(Error::Sampling(format!("the {} backend does not give per-position logits", self.name())))
+        Err(Error::Sampling(format!(
+            "the {} backend does not give per-position logits",
+            self.name()
+        )))
     }
 }
 

@@ -39,16 +39,17 @@ mod sampling;
 mod stop;
 
 pub use candle::{CandleBackend, SUPPORTED as CANDLE_SUPPORTED};
-pub use native::{NativeBackend, SUPPORTED as NATIVE_SUPPORTED};
-pub use tektra_kernels::Isa;
 pub use engine::{
-    Backend, BackendKind, Engine, EngineOptions, GenerationStats, ModelInfo, Prompt, Sink, StopReason,
+    Backend, BackendKind, Engine, EngineOptions, GenerationStats, ModelInfo, Prompt, Sink,
+    StopReason,
 };
 pub use error::{Error, Result};
 pub use fetch::{ModelFiles, fetch, pick_gguf};
 pub use memory::{MemoryEstimate, available_memory, available_within};
 pub use model_ref::{DEFAULT_MODEL, ModelRef};
+pub use native::{NativeBackend, SUPPORTED as NATIVE_SUPPORTED};
 pub use sampling::{Sampler, Sampling, Verdict, argmax};
 pub use stop::StopMatcher;
 pub use tektra_candle::DeviceChoice;
+pub use tektra_kernels::Isa;
 pub use tektra_tokenizers::Message;

@@ -138,7 +138,11 @@ impl Sampler {
         self.penalize(logits, history);
         if self.settings.temperature == 0.0 {
             let best = argmax(logits);
-            return if best == draft { Verdict::Accept } else { Verdict::Replace(best) };
+            return if best == draft {
+                Verdict::Accept
+            } else {
+                Verdict::Replace(best)
+            };
         }
         self.distribution(logits);
         let p = self

@@ -5,20 +5,18 @@ use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::{
-    llama, quantized_gemma3, quantized_llama, quantized_qwen2,
-};
+use candle_transformers::models::{llama, quantized_llama, quantized_qwen2};
 
 use crate::error::{Error, Result};
 
 /// What the candle backend runs, for error messages.
-pub const SUPPORTED: &str = "GGUF: llama (SmolLM2 and other llama-architecture files), qwen2, gemma3; safetensors: llama";
+pub const SUPPORTED: &str =
+    "GGUF: llama (SmolLM2 and other llama-architecture files), qwen2; safetensors: llama";
 
 /// A loaded model.
 pub(crate) enum Model {
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
-    Gemma3(quantized_gemma3::ModelWeights),
     /// Unquantized llama from safetensors; its KV cache lives beside it.
     LlamaF(Box<llama::Llama>, llama::Cache, LlamaParts),
 }
@@ -37,7 +35,6 @@ impl Model {
         let logits = match self {
             Model::Llama(m) => m.forward(tokens, pos)?,
             Model::Qwen2(m) => m.forward(tokens, pos)?,
-            Model::Gemma3(m) => m.forward(tokens, pos)?,
             Model::LlamaF(m, cache, parts) => {
                 if pos == 0 {
                     *cache = llama::Cache::new(true, parts.dtype, &parts.config, &parts.device)?;
@@ -52,8 +49,10 @@ impl Model {
 /// Whether [`load_gguf`] runs this GGUF architecture.
 pub(crate) fn gguf_supported(arch: &str) -> bool {
     // qwen3, phi3 and files declaring `mistral` are left out: no real file
-    // of them can be fetched here to check against llama.cpp (README).
-    matches!(arch, "llama" | "qwen2" | "gemma3")
+    // of them can be fetched here to check against llama.cpp. gemma3 too:
+    // candle-transformers 0.10.2's quantized Gemma 3 gates its MLP with
+    // SiLU instead of tanh-GELU and computes another model (README).
+    matches!(arch, "llama" | "qwen2")
 }
 
 /// The architecture a GGUF file declares (`general.architecture`).
@@ -130,9 +129,6 @@ pub(crate) fn load_gguf<R: std::io::Read + std::io::Seek>(
             content, reader, device,
         )?),
         "qwen2" => Model::Qwen2(quantized_qwen2::ModelWeights::from_gguf(
-            content, reader, device,
-        )?),
-        "gemma3" => Model::Gemma3(quantized_gemma3::ModelWeights::from_gguf(
             content, reader, device,
         )?),
         other => {

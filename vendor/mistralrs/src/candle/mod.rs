@@ -20,12 +20,14 @@ pub use arch::SUPPORTED;
 pub(crate) use arch::gguf_architecture;
 use arch::{Dims, HfConfig, LlamaParts, Model};
 
-use crate::engine::{Backend, BackendKind, EngineOptions, GenerationStats, Loaded, Sink, StopReason};
+use crate::emit::Emitter;
+use crate::engine::{
+    Backend, BackendKind, EngineOptions, GenerationStats, Loaded, Sink, StopReason,
+};
 use crate::error::{Error, Result};
 use crate::fetch::ModelFiles;
 use crate::memory::{MemoryEstimate, available_within};
 use crate::sampling::{Sampler, Sampling};
-use crate::emit::Emitter;
 
 /// A model running on candle.
 pub struct CandleBackend {

@@ -118,12 +118,16 @@ impl Meta<'_> {
                     _ => return Err(self.bad(&key, "per-layer values that differ (not supported)")),
                 }
             }
-            other => value_u64(other).ok_or_else(|| self.bad(&key, "not a non-negative integer"))?,
+            other => {
+                value_u64(other).ok_or_else(|| self.bad(&key, "not a non-negative integer"))?
+            }
         };
         if n == 0 || n > max {
             return Err(self.bad(&key, format!("{n} is outside 1..={max}")));
         }
-        usize::try_from(n).map(Some).map_err(|_| self.bad(&key, "too large"))
+        usize::try_from(n)
+            .map(Some)
+            .map_err(|_| self.bad(&key, "too large"))
     }
 
     fn count(&self, name: &str, max: u64) -> Result<usize> {
@@ -149,7 +153,11 @@ impl Meta<'_> {
 impl Hparams {
     /// Reads and checks the hyperparameters of a file whose architecture
     /// is `arch_name` (one [`Arch::from_name`] knows).
-    pub(crate) fn from_header(header: &GgufHeader, arch_name: &str, path: &Path) -> Result<Hparams> {
+    pub(crate) fn from_header(
+        header: &GgufHeader,
+        arch_name: &str,
+        path: &Path,
+    ) -> Result<Hparams> {
         let arch = Arch::from_name(arch_name).ok_or_else(|| Error::Unsupported {
             found: arch_name.to_string(),
             backend: "native",
@@ -164,7 +172,9 @@ impl Hparams {
         let embd = m.count("embedding_length", MAX_WIDTH)?;
         let ff = m.count("feed_forward_length", MAX_WIDTH * 4)?;
         let heads = m.count("attention.head_count", MAX_HEADS)?;
-        let kv_heads = m.count_opt("attention.head_count_kv", MAX_HEADS)?.unwrap_or(heads);
+        let kv_heads = m
+            .count_opt("attention.head_count_kv", MAX_HEADS)?
+            .unwrap_or(heads);
         if !heads.is_multiple_of(kv_heads) {
             return Err(m.bad(
                 &m.key("attention.head_count_kv"),
@@ -184,28 +194,46 @@ impl Hparams {
             }
         };
         if head_dim as u64 > MAX_HEAD_DIM || !head_dim.is_multiple_of(2) {
-            return Err(m.bad(&m.key("attention.key_length"), format!("head size {head_dim} is not an even number up to {MAX_HEAD_DIM}")));
+            return Err(m.bad(
+                &m.key("attention.key_length"),
+                format!("head size {head_dim} is not an even number up to {MAX_HEAD_DIM}"),
+            ));
         }
         if let Some(v) = m.count_opt("attention.value_length", MAX_HEAD_DIM)? {
             if v != head_dim {
-                return Err(m.bad(&m.key("attention.value_length"), format!("{v} differs from the key length {head_dim} (not supported)")));
+                return Err(m.bad(
+                    &m.key("attention.value_length"),
+                    format!("{v} differs from the key length {head_dim} (not supported)"),
+                ));
             }
         }
         let context = m.count_opt("context_length", 1 << 24)?.unwrap_or(4096);
         let eps = m
             .float_opt("attention.layer_norm_rms_epsilon", 0.0, 1.0)?
             .unwrap_or(1e-5);
-        let rope_base = m.float_opt("rope.freq_base", 1.0, 1e12)?.unwrap_or(10_000.0);
-        let rope_dims = m.count_opt("rope.dimension_count", MAX_HEAD_DIM)?.unwrap_or(head_dim);
+        let rope_base = m
+            .float_opt("rope.freq_base", 1.0, 1e12)?
+            .unwrap_or(10_000.0);
+        let rope_dims = m
+            .count_opt("rope.dimension_count", MAX_HEAD_DIM)?
+            .unwrap_or(head_dim);
         if rope_dims > head_dim || !rope_dims.is_multiple_of(2) {
-            return Err(m.bad(&m.key("rope.dimension_count"), format!("{rope_dims} is odd or exceeds the head size {head_dim}")));
+            return Err(m.bad(
+                &m.key("rope.dimension_count"),
+                format!("{rope_dims} is odd or exceeds the head size {head_dim}"),
+            ));
         }
         let rope_scale = match m.md.get(&m.key("rope.scaling.type")) {
             None => 1.0,
             Some(Value::String(s)) if s == "none" => 1.0,
-            Some(Value::String(s)) if s == "linear" => m.float_opt("rope.scaling.factor", 1e-3, 1e3)?.unwrap_or(1.0),
+            Some(Value::String(s)) if s == "linear" => m
+                .float_opt("rope.scaling.factor", 1e-3, 1e3)?
+                .unwrap_or(1.0),
             Some(other) => {
-                return Err(m.bad(&m.key("rope.scaling.type"), format!("{other:?} scaling is not supported")));
+                return Err(m.bad(
+                    &m.key("rope.scaling.type"),
+                    format!("{other:?} scaling is not supported"),
+                ));
             }
         };
         let sliding_window = m.count_opt("attention.sliding_window", 1 << 24)?;
@@ -246,8 +274,11 @@ impl Hparams {
     /// Every tensor the architecture reads has the shape these settings
     /// imply (a file whose shapes disagree would index out of bounds).
     fn check_tensors(&self, header: &GgufHeader, path: &Path) -> Result<()> {
-        let by_name: HashMap<&str, &GgufTensorInfo> =
-            header.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        let by_name: HashMap<&str, &GgufTensorInfo> = header
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
         let bad = |name: &str, reason: String| Error::BadHyperparameter {
             path: path.to_path_buf(),
             key: name.to_string(),
@@ -256,7 +287,13 @@ impl Hparams {
         let want = |name: &str, shape: &[usize], required: bool| -> Result<()> {
             match by_name.get(name) {
                 Some(t) if t.shape == shape => Ok(()),
-                Some(t) => Err(bad(name, format!("shape {:?}, expected {:?} from the metadata", t.shape, shape))),
+                Some(t) => Err(bad(
+                    name,
+                    format!(
+                        "shape {:?}, expected {:?} from the metadata",
+                        t.shape, shape
+                    ),
+                )),
                 None if required => Err(bad(name, "the tensor is missing".into())),
                 None => Ok(()),
             }

@@ -26,7 +26,8 @@ use crate::error::{Error, Result};
 use crate::sampling::{Sampler, Sampling, Verdict};
 
 /// What the native backend runs, for error messages.
-pub const SUPPORTED: &str = "GGUF: llama (SmolLM2 and other llama-architecture files), qwen2, gemma3";
+pub const SUPPORTED: &str =
+    "GGUF: llama (SmolLM2 and other llama-architecture files), qwen2, gemma3";
 
 /// Tokens per step of a prompt: large enough that weights are decoded once
 /// for many tokens, small enough to keep activations in the cache.
@@ -50,7 +51,12 @@ pub(crate) fn check(gguf: &GgufFile, arch: &str) -> Result<()> {
             supported: SUPPORTED,
         });
     }
-    match gguf.header().tensors.iter().find(|t| weights::weight_type(t.dtype).is_none()) {
+    match gguf
+        .header()
+        .tensors
+        .iter()
+        .find(|t| weights::weight_type(t.dtype).is_none())
+    {
         Some(t) => Err(Error::UnsupportedTensor {
             path: gguf.path().to_path_buf(),
             tensor: t.name.clone(),
@@ -80,7 +86,10 @@ pub(crate) fn load(
 ) -> Result<Loaded> {
     let isa = match options.isa {
         Some(isa) => isa,
-        None => Isa::from_env().map_err(|source| Error::Kernel { tensor: String::new(), source })?,
+        None => Isa::from_env().map_err(|source| Error::Kernel {
+            tensor: String::new(),
+            source,
+        })?,
     };
     let (memory, context) = crate::candle::gguf_memory(&gguf, options)?;
     let context = context.min(hp.context);
@@ -141,7 +150,10 @@ impl NativeBackend {
             .min(tokens.len() - 1);
         self.model.truncate(common);
         self.cached.truncate(common);
-        let logits = self.model.forward(&tokens[common..], Logits::Last)?.to_vec();
+        let logits = self
+            .model
+            .forward(&tokens[common..], Logits::Last)?
+            .to_vec();
         self.cached.extend_from_slice(&tokens[common..]);
         Ok(logits)
     }
@@ -215,13 +227,19 @@ impl Backend for NativeBackend {
             }
             // Draft what might follow by prompt lookup, then run the
             // pending token and the draft in one step.
-            let room = context.saturating_sub(self.model.len + 1).min(model::LOGIT_ROWS - 1);
+            let room = context
+                .saturating_sub(self.model.len + 1)
+                .min(model::LOGIT_ROWS - 1);
             let left = sampling.max_tokens - generated;
             let draft = lookup::draft(&history, sampling.prompt_lookup.min(room).min(left));
             let mut step = Vec::with_capacity(draft.len() + 1);
             step.push(pending);
             step.extend_from_slice(&draft);
-            let want = if draft.is_empty() { Logits::Last } else { Logits::All };
+            let want = if draft.is_empty() {
+                Logits::Last
+            } else {
+                Logits::All
+            };
             let rows = self.model.forward(&step, want)?.to_vec();
             self.cached.extend_from_slice(&step);
             let vocab = self.model.vocab();
@@ -277,7 +295,9 @@ impl Backend for NativeBackend {
     fn log_likelihood(&mut self, text: &str, cancel: &CancellationToken) -> Result<(f64, usize)> {
         let tokens = self.tokenizer.encode(text, true)?;
         if tokens.len() < 2 {
-            return Err(Error::Sampling("the text encodes to fewer than two tokens".into()));
+            return Err(Error::Sampling(
+                "the text encodes to fewer than two tokens".into(),
+            ));
         }
         if tokens.len() > self.model.context() {
             return Err(Error::ContextOverflow {

@@ -49,7 +49,13 @@ pub(crate) enum Logits {
 }
 
 impl Model {
-    pub(crate) fn new(w: Weights, isa: Isa, threads: usize, context: usize, max_batch: usize) -> Result<Model> {
+    pub(crate) fn new(
+        w: Weights,
+        isa: Isa,
+        threads: usize,
+        context: usize,
+        max_batch: usize,
+    ) -> Result<Model> {
         let hp = &w.hp;
         let (e, hd) = (hp.embd, hp.head_dim);
         let qd = hp.heads * hd;
@@ -74,12 +80,27 @@ impl Model {
             tensor: String::new(),
             source,
         })?;
-        Ok(Model { w, isa, pool, cache, bufs, max_batch: b, len: 0 })
+        Ok(Model {
+            w,
+            isa,
+            pool,
+            cache,
+            bufs,
+            max_batch: b,
+            len: 0,
+        })
     }
 
     /// Positions the cache holds at most.
     pub(crate) fn context(&self) -> usize {
-        self.cache.capacity().min(self.w.ropes.iter().map(|r| r.positions()).min().unwrap_or(0))
+        self.cache.capacity().min(
+            self.w
+                .ropes
+                .iter()
+                .map(|r| r.positions())
+                .min()
+                .unwrap_or(0),
+        )
     }
 
     /// Bytes of the KV cache (reserved; pages are touched as it fills).
@@ -126,7 +147,15 @@ impl Model {
 
     /// One step; returns how many logit rows it wrote.
     fn step(&mut self, ids: &[u32], want: Logits) -> Result<usize> {
-        let Model { w, isa, pool, cache, bufs, len, .. } = self;
+        let Model {
+            w,
+            isa,
+            pool,
+            cache,
+            bufs,
+            len,
+            ..
+        } = self;
         let (isa, pos0, t) = (*isa, *len, ids.len());
         let hp = &w.hp;
         let (e, hd, ff) = (hp.embd, hp.head_dim, hp.ff);
@@ -140,7 +169,12 @@ impl Model {
             // One product over a layer's parts (at most three: Q, K and V of
             // different types), listed in a fixed array so a step
             // allocates nothing.
-            let run = |lin: &Linear, out: &SharedBuf<f32>, ld: usize, acc: bool, acts: &QuantActs, x: &SharedBuf<f32>| {
+            let run = |lin: &Linear,
+                       out: &SharedBuf<f32>,
+                       ld: usize,
+                       acc: bool,
+                       acts: &QuantActs,
+                       x: &SharedBuf<f32>| {
                 let n = lin.parts.len().clamp(1, 3);
                 let list: [MatJob<'_>; 3] = std::array::from_fn(|i| {
                     let i = i.min(n - 1);
@@ -160,7 +194,18 @@ impl Model {
             let embed = w.embed.as_ref().unwrap_or(&w.lm_head);
             ops::embed(team, embed, ids, &b.x, w.embed_scale);
             for (li, layer) in w.layers.iter().enumerate() {
-                ops::rms_norm_quant(team, isa, &b.x, e, 0, t, &layer.attn_norm, hp.eps, &b.xn, &b.acts_e);
+                ops::rms_norm_quant(
+                    team,
+                    isa,
+                    &b.x,
+                    e,
+                    0,
+                    t,
+                    &layer.attn_norm,
+                    hp.eps,
+                    &b.xn,
+                    &b.acts_e,
+                );
                 run(&layer.qkv, &b.qkv, layer.qkv.rows, false, &b.acts_e, &b.xn);
                 let attn = Attn {
                     layer: li,
@@ -168,7 +213,10 @@ impl Model {
                     kv_heads: hp.kv_heads,
                     head_dim: hd,
                     rope: &w.ropes[layer.rope],
-                    qk_norm: layer.qk_norm.as_ref().map(|(q, k)| (q.as_slice(), k.as_slice())),
+                    qk_norm: layer
+                        .qk_norm
+                        .as_ref()
+                        .map(|(q, k)| (q.as_slice(), k.as_slice())),
                     eps: hp.eps,
                     scale,
                     window: layer.window,
@@ -184,7 +232,18 @@ impl Model {
                     }
                     None => run(&layer.wo, &b.x, e, true, &b.acts_a, &b.attn),
                 }
-                ops::rms_norm_quant(team, isa, &b.x, e, 0, t, &layer.ffn_norm, hp.eps, &b.xn, &b.acts_e);
+                ops::rms_norm_quant(
+                    team,
+                    isa,
+                    &b.x,
+                    e,
+                    0,
+                    t,
+                    &layer.ffn_norm,
+                    hp.eps,
+                    &b.xn,
+                    &b.acts_e,
+                );
                 run(&layer.gate_up, &b.gu, 2 * ff, false, &b.acts_e, &b.xn);
                 ops::gated(team, isa, w.gate, &b.gu, ff, t, &b.h, &b.acts_f);
                 match &layer.post_ffw_norm {
@@ -195,11 +254,32 @@ impl Model {
                     None => run(&layer.down, &b.x, e, true, &b.acts_f, &b.h),
                 }
             }
-            ops::rms_norm_quant(team, isa, &b.x, e, first, rows, &w.output_norm, hp.eps, &b.xn, &b.acts_e);
-            let head = MatJob { w: &w.lm_head, out: &b.logits, ld: hp.vocab, offset: 0, accumulate: false, bias: None };
+            ops::rms_norm_quant(
+                team,
+                isa,
+                &b.x,
+                e,
+                first,
+                rows,
+                &w.output_norm,
+                hp.eps,
+                &b.xn,
+                &b.acts_e,
+            );
+            let head = MatJob {
+                w: &w.lm_head,
+                out: &b.logits,
+                ld: hp.vocab,
+                offset: 0,
+                accumulate: false,
+                bias: None,
+            };
             ops::matmul(team, isa, &[head], &b.acts_e, &b.xn, rows);
         })
-        .map_err(|source| Error::Kernel { tensor: String::new(), source })?;
+        .map_err(|source| Error::Kernel {
+            tensor: String::new(),
+            source,
+        })?;
         *len += t;
         Ok(rows)
     }

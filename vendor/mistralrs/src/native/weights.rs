@@ -78,11 +78,13 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn info(&self, name: &str) -> Result<&GgufTensorInfo> {
-        self.gguf.tensor(name).ok_or_else(|| Error::BadHyperparameter {
-            path: self.gguf.path().to_path_buf(),
-            key: name.to_string(),
-            reason: "the tensor is missing".into(),
-        })
+        self.gguf
+            .tensor(name)
+            .ok_or_else(|| Error::BadHyperparameter {
+                path: self.gguf.path().to_path_buf(),
+                key: name.to_string(),
+                reason: "the tensor is missing".into(),
+            })
     }
 
     fn wtype(&self, info: &GgufTensorInfo) -> Result<WeightType> {
@@ -135,7 +137,8 @@ impl Loader<'_> {
     /// Matrices whose rows are stacked into one product; fused into one
     /// packed matrix when their types agree.
     fn linear(&self, names: &[&str], biases: Option<&[&str]>) -> Result<Linear> {
-        let infos: Vec<&GgufTensorInfo> = names.iter().map(|n| self.info(n)).collect::<Result<_>>()?;
+        let infos: Vec<&GgufTensorInfo> =
+            names.iter().map(|n| self.info(n)).collect::<Result<_>>()?;
         let types: Vec<WeightType> = infos.iter().map(|i| self.wtype(i)).collect::<Result<_>>()?;
         let cols = infos[0].shape.get(1).copied().unwrap_or(0);
         let pack = |wt: WeightType, rows: usize, bytes: &[u8], name: &str| {
@@ -172,7 +175,11 @@ impl Loader<'_> {
                 Some(all)
             }
         };
-        Ok(Linear { parts, bias, rows: total })
+        Ok(Linear {
+            parts,
+            bias,
+            rows: total,
+        })
     }
 
     fn layer(&self, hp: &Hparams, i: usize) -> Result<Layer> {
@@ -182,7 +189,10 @@ impl Loader<'_> {
         let b: Vec<&str> = biases.iter().map(String::as_str).collect();
         let qkv = self.linear(&[&q, &k, &v], (hp.arch == Arch::Qwen2).then_some(&b[..]))?;
         let gate_up = self.linear(&[&n("ffn_gate.weight"), &n("ffn_up.weight")], None)?;
-        let qk_norm = match (self.opt_vector(&n("attn_q_norm.weight"))?, self.opt_vector(&n("attn_k_norm.weight"))?) {
+        let qk_norm = match (
+            self.opt_vector(&n("attn_q_norm.weight"))?,
+            self.opt_vector(&n("attn_k_norm.weight"))?,
+        ) {
             (Some(a), Some(b)) => Some((a, b)),
             _ => None,
         };
@@ -219,8 +229,15 @@ impl Weights {
             cancel,
             used: std::sync::Mutex::default(),
         };
-        let layers: Vec<Layer> = (0..hp.layers).into_par_iter().map(|i| l.layer(&hp, i)).collect::<Result<_>>()?;
-        let lm_name = if gguf.tensor("output.weight").is_some() { "output.weight" } else { "token_embd.weight" };
+        let layers: Vec<Layer> = (0..hp.layers)
+            .into_par_iter()
+            .map(|i| l.layer(&hp, i))
+            .collect::<Result<_>>()?;
+        let lm_name = if gguf.tensor("output.weight").is_some() {
+            "output.weight"
+        } else {
+            "token_embd.weight"
+        };
         let lm_head = l.linear(&[lm_name], None)?.parts.remove(0);
         let embed = if lm_name == "output.weight" {
             Some(l.linear(&["token_embd.weight"], None)?.parts.remove(0))
@@ -229,28 +246,49 @@ impl Weights {
         };
         let output_norm = l.vector("output_norm.weight")?;
         let factors = l.opt_vector("rope_freqs.weight")?;
-        let used = l.used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let used = l
+            .used
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for t in &gguf.header().tensors {
             if !used.contains(&t.name) {
                 progress.advance_tensor(t.len);
             }
         }
         drop(used);
-        let style = if hp.arch == Arch::Llama { RopeStyle::Interleaved } else { RopeStyle::Neox };
+        let style = if hp.arch == Arch::Llama {
+            RopeStyle::Interleaved
+        } else {
+            RopeStyle::Neox
+        };
         let scale = hp.rope_scale;
         let factors: Option<Vec<f32>> = match factors {
             Some(f) => Some(f.iter().map(|v| v * scale).collect()),
             None if scale != 1.0 => Some(vec![scale; hp.rope_dims / 2]),
             None => None,
         };
-        let mut ropes = vec![Rope::new(hp.rope_dims, style, hp.rope_base, positions, factors.as_deref())];
+        let mut ropes = vec![Rope::new(
+            hp.rope_dims,
+            style,
+            hp.rope_base,
+            positions,
+            factors.as_deref(),
+        )];
         if hp.arch == Arch::Gemma3 {
             // Gemma 3's local layers turn with a base of 10,000 (not in the file).
             ropes.push(Rope::new(hp.rope_dims, style, 10_000.0, positions, None));
         }
         Ok(Weights {
-            embed_scale: if hp.arch == Arch::Gemma3 { (hp.embd as f32).sqrt() } else { 1.0 },
-            gate: if hp.arch == Arch::Gemma3 { Gate::GeluTanh } else { Gate::Silu },
+            embed_scale: if hp.arch == Arch::Gemma3 {
+                (hp.embd as f32).sqrt()
+            } else {
+                1.0
+            },
+            gate: if hp.arch == Arch::Gemma3 {
+                Gate::GeluTanh
+            } else {
+                Gate::Silu
+            },
             hp,
             layers,
             output_norm,
@@ -263,7 +301,10 @@ impl Weights {
     /// Bytes of the repacked weights.
     pub(crate) fn bytes(&self) -> usize {
         let lin = |l: &Linear| l.parts.iter().map(PackedMatrix::bytes).sum::<usize>();
-        self.layers.iter().map(|l| lin(&l.qkv) + lin(&l.wo) + lin(&l.gate_up) + lin(&l.down)).sum::<usize>()
+        self.layers
+            .iter()
+            .map(|l| lin(&l.qkv) + lin(&l.wo) + lin(&l.gate_up) + lin(&l.down))
+            .sum::<usize>()
             + self.lm_head.bytes()
             + self.embed.as_ref().map_or(0, PackedMatrix::bytes)
     }

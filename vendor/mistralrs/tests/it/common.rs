@@ -78,11 +78,19 @@ pub fn smollm2_q4_k_m() -> std::path::PathBuf {
     for (name, info) in &content.tensor_infos {
         let t = content.tensor(&mut file, name, &Device::Cpu).unwrap();
         let dims = info.shape.dims().to_vec();
-        let layer: usize = name.split('.').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let layer: usize = name
+            .split('.')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let want = if dims.len() < 2 || name == "token_embd.weight" {
             None
         } else if name.contains("ffn_down") {
-            Some(if layer % 3 == 0 { GgmlDType::Q6K } else { GgmlDType::Q4K })
+            Some(if layer % 3 == 0 {
+                GgmlDType::Q6K
+            } else {
+                GgmlDType::Q4K
+            })
         } else if name.contains("attn_v") && layer % 2 == 0 {
             Some(GgmlDType::Q8_0)
         } else {
@@ -94,7 +102,11 @@ pub fn smollm2_q4_k_m() -> std::path::PathBuf {
         };
         tensors.push((name.clone(), t));
     }
-    let metadata: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
     let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let dir = out.parent().unwrap();
     let mut tmp = tempfile::NamedTempFile::new_in(dir).unwrap();

@@ -11,8 +11,8 @@ mod common;
 mod correctness;
 mod hostile;
 mod kl;
-mod native;
 mod loading;
 #[cfg(feature = "mistralrs")]
 mod mistralrs;
+mod native;
 mod safetensors;

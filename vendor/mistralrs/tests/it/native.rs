@@ -13,28 +13,44 @@ async fn engine(model: &PathBuf, backend: BackendKind, isa: Option<Isa>) -> Engi
     options.backend = backend;
     options.isa = isa;
     options.warm_up = false;
-    Engine::load(&ModelRef::File(model.clone()), &options, tektra_progress::silent(), &CancellationToken::new())
-        .await
-        .unwrap()
+    Engine::load(
+        &ModelRef::File(model.clone()),
+        &options,
+        tektra_progress::silent(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap()
 }
 
 fn logits_at_every_position(engine: &mut Engine, tokens: &[u32]) -> Vec<Vec<f32>> {
     let mut rows = Vec::new();
     engine
-        .each_position_logits(tokens, &mut |_, l| rows.push(l.to_vec()), &CancellationToken::new())
+        .each_position_logits(
+            tokens,
+            &mut |_, l| rows.push(l.to_vec()),
+            &CancellationToken::new(),
+        )
         .unwrap();
     rows
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
 }
 
 fn files() -> Vec<(&'static str, PathBuf)> {
-    vec![("Q4_1", tektra_testdata::smollm2_gguf()), ("Q4_K_M", smollm2_q4_k_m())]
+    vec![
+        ("Q4_1", tektra_testdata::smollm2_gguf()),
+        ("Q4_K_M", smollm2_q4_k_m()),
+    ]
 }
 
 /// candle-transformers computing the same model exactly: every weight
@@ -49,7 +65,10 @@ fn exact_logits(model: &PathBuf, tokens: &[u32]) -> Vec<Vec<f32>> {
     unsafe { std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1") };
     let (model, tokens) = (model.clone(), tokens.to_vec());
     let rows = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let mut e = engine(&model, BackendKind::Candle, None).await;
             logits_at_every_position(&mut e, &tokens)
@@ -88,7 +107,10 @@ async fn prompt_logits_match_candle_on_every_isa() {
                 "{label} {isa}: cosine to candle after the {}-token prompt {last:.6}; mean cosine to the exact f32 model: ours {ours_to_exact:.6}, candle's {candle_to_exact:.6}",
                 tokens.len()
             );
-            assert!(last > 0.9999, "{label} {isa}: cosine after the prompt {last}");
+            assert!(
+                last > 0.9999,
+                "{label} {isa}: cosine after the prompt {last}"
+            );
             assert!(
                 ours_to_exact >= candle_to_exact - 2e-4,
                 "{label} {isa}: further from the exact model ({ours_to_exact}) than candle ({candle_to_exact})"
@@ -110,7 +132,11 @@ fn near_tie(reference: &mut Engine, file: &PathBuf, tokens: &[u32], ours: u32) -
     let g = gold.last().unwrap();
     let rms = (c.iter().zip(g).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / c.len() as f32).sqrt();
     let ours = ours as usize;
-    (c[theirs] - c[ours], rms, g[ours] >= g[theirs] || g[theirs] - g[ours] < 3.0 * rms)
+    (
+        c[theirs] - c[ours],
+        rms,
+        g[ours] >= g[theirs] || g[theirs] - g[ours] < 3.0 * rms,
+    )
 }
 
 /// Generated token ids and text.
@@ -134,18 +160,40 @@ async fn greedy_128_tokens_equal_candle_on_every_isa() {
     let prompt = Prompt::Text("The history of the printing press begins".into());
     for (label, file) in files() {
         let mut reference = engine(&file, BackendKind::Candle, None).await;
-        let prompt_ids = reference.tokenizer().encode("The history of the printing press begins", true).unwrap();
+        let prompt_ids = reference
+            .tokenizer()
+            .encode("The history of the printing press begins", true)
+            .unwrap();
         let mut want = Collect::default();
-        reference.generate_to(&prompt, &Sampling::greedy(128), &mut want, &CancellationToken::new()).unwrap();
+        reference
+            .generate_to(
+                &prompt,
+                &Sampling::greedy(128),
+                &mut want,
+                &CancellationToken::new(),
+            )
+            .unwrap();
         for isa in isas() {
             for lookup in [0, 8] {
                 let mut ours = engine(&file, BackendKind::Native, Some(isa)).await;
                 let mut got = Collect::default();
-                let sampling = Sampling { prompt_lookup: lookup, ..Sampling::greedy(128) };
-                ours.generate_to(&prompt, &sampling, &mut got, &CancellationToken::new()).unwrap();
-                let same = got.ids.iter().zip(&want.ids).take_while(|(a, b)| a == b).count();
+                let sampling = Sampling {
+                    prompt_lookup: lookup,
+                    ..Sampling::greedy(128)
+                };
+                ours.generate_to(&prompt, &sampling, &mut got, &CancellationToken::new())
+                    .unwrap();
+                let same = got
+                    .ids
+                    .iter()
+                    .zip(&want.ids)
+                    .take_while(|(a, b)| a == b)
+                    .count();
                 if same == want.ids.len() && got.ids.len() == want.ids.len() {
-                    println!("{label} {isa} lookup {lookup}: {} tokens equal to candle's", got.ids.len());
+                    println!(
+                        "{label} {isa} lookup {lookup}: {} tokens equal to candle's",
+                        got.ids.len()
+                    );
                     continue;
                 }
                 // Where they part, the choice must have been a near tie: one
@@ -157,7 +205,10 @@ async fn greedy_128_tokens_equal_candle_on_every_isa() {
                     "{label} {isa} lookup {lookup}: diverges at token {same} where candle's margin is {m:.3} logits (int8 noise there {noise:.3}; the exact model prefers ours or is within 3x the noise: {near})\n  ours:   {:?}\n  candle: {:?}",
                     got.text, want.text
                 );
-                assert!(near, "{label} {isa}: diverged at token {same}, not a near tie");
+                assert!(
+                    near,
+                    "{label} {isa}: diverged at token {same}, not a near tie"
+                );
             }
         }
     }
@@ -172,10 +223,19 @@ async fn perplexity_is_within_half_a_percent_of_candle() {
     let text = include_str!("../fixtures/kl_text.txt");
     for (label, file) in files() {
         let cancel = CancellationToken::new();
-        let want = engine(&file, BackendKind::Candle, None).await.perplexity(text, &cancel).unwrap();
-        let got = engine(&file, BackendKind::Native, None).await.perplexity(text, &cancel).unwrap();
+        let want = engine(&file, BackendKind::Candle, None)
+            .await
+            .perplexity(text, &cancel)
+            .unwrap();
+        let got = engine(&file, BackendKind::Native, None)
+            .await
+            .perplexity(text, &cancel)
+            .unwrap();
         let rel = (got - want).abs() / want;
-        println!("{label}: perplexity native {got:.4}, candle {want:.4} ({:.3}%)", rel * 100.0);
+        println!(
+            "{label}: perplexity native {got:.4}, candle {want:.4} ({:.3}%)",
+            rel * 100.0
+        );
         assert!(rel < 0.005, "{label}: {got} vs {want}");
     }
 }
@@ -192,16 +252,34 @@ async fn auto_picks_the_native_path_for_gguf() {
 async fn prompt_lookup_drafts_on_repeating_text_and_changes_nothing_greedy() {
     let mut ours = engine(&tektra_testdata::smollm2_gguf(), BackendKind::Native, None).await;
     let code = "fn total(items: &[u32]) -> u32 {\n    let mut sum = 0;\n    for item in items {\n        sum += item;\n    }\n    sum\n}\n";
-    let prompt = Prompt::Text(format!("Here is a function:\n{code}\nThe same function, copied exactly:\n"));
+    let prompt = Prompt::Text(format!(
+        "Here is a function:\n{code}\nThe same function, copied exactly:\n"
+    ));
     let mut plain = String::new();
     let base = ours
-        .generate(&prompt, &Sampling { prompt_lookup: 0, ..Sampling::greedy(60) }, &mut |p| plain.push_str(p), &CancellationToken::new())
+        .generate(
+            &prompt,
+            &Sampling {
+                prompt_lookup: 0,
+                ..Sampling::greedy(60)
+            },
+            &mut |p| plain.push_str(p),
+            &CancellationToken::new(),
+        )
         .unwrap();
     let mut drafted = String::new();
     let fast = ours
-        .generate(&prompt, &Sampling::greedy(60), &mut |p| drafted.push_str(p), &CancellationToken::new())
+        .generate(
+            &prompt,
+            &Sampling::greedy(60),
+            &mut |p| drafted.push_str(p),
+            &CancellationToken::new(),
+        )
         .unwrap();
-    println!("plain {:.1} tok/s, prompt lookup {:.1} tok/s", base.tokens_per_sec, fast.tokens_per_sec);
+    println!(
+        "plain {:.1} tok/s, prompt lookup {:.1} tok/s",
+        base.tokens_per_sec, fast.tokens_per_sec
+    );
     assert_eq!(plain, drafted);
     assert_eq!(base.generated_tokens, fast.generated_tokens);
 }
@@ -209,7 +287,9 @@ async fn prompt_lookup_drafts_on_repeating_text_and_changes_nothing_greedy() {
 #[tokio::test]
 async fn an_isa_the_cpu_lacks_is_a_clear_error() {
     match "avx512".parse::<Isa>() {
-        Ok(_) => println!("this CPU runs every path; the refusal is checked by parsing a made-up name"),
+        Ok(_) => {
+            println!("this CPU runs every path; the refusal is checked by parsing a made-up name")
+        }
         Err(e) => assert!(e.to_string().contains("cannot run"), "{e}"),
     }
     let err = "sse9".parse::<Isa>().unwrap_err();
