@@ -75,11 +75,17 @@ impl QuantActs {
     }
 
     pub(crate) fn d_ptr(&self, t: usize) -> *const f32 {
-        self.d.as_ptr().cast::<f32>().wrapping_add(t * (self.cols / 32))
+        self.d
+            .as_ptr()
+            .cast::<f32>()
+            .wrapping_add(t * (self.cols / 32))
     }
 
     pub(crate) fn sums_ptr(&self, t: usize) -> *const i32 {
-        self.sums.as_ptr().cast::<i32>().wrapping_add(t * (self.cols / 16))
+        self.sums
+            .as_ptr()
+            .cast::<i32>()
+            .wrapping_add(t * (self.cols / 16))
     }
 
     /// Quantizes `x` (tokens one after another, `cols` each) into tokens
@@ -120,7 +126,8 @@ impl QuantActs {
             )
         };
         for b in 0..nb {
-            let (scale, s0, s1) = quantize_block(&x[32 * b..32 * b + 32], &mut q[32 * b..32 * b + 32], isa);
+            let (scale, s0, s1) =
+                quantize_block(&x[32 * b..32 * b + 32], &mut q[32 * b..32 * b + 32], isa);
             d[b] = scale;
             sums[2 * b] = s0;
             sums[2 * b + 1] = s1;
@@ -142,7 +149,10 @@ impl QuantActs {
         for (i, b) in blocks.enumerate() {
             // SAFETY: block b of token t, owned by the caller for this op.
             unsafe {
-                let q = std::slice::from_raw_parts_mut(self.q_ptr(t).cast::<u8>().cast_mut().add(32 * b), 32);
+                let q = std::slice::from_raw_parts_mut(
+                    self.q_ptr(t).cast::<u8>().cast_mut().add(32 * b),
+                    32,
+                );
                 let (scale, s0, s1) = quantize_block(&x[32 * i..32 * i + 32], q, isa);
                 *self.d_ptr(t).cast_mut().add(b) = scale;
                 *self.sums_ptr(t).cast_mut().add(2 * b) = s0;

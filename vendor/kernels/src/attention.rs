@@ -58,7 +58,10 @@ impl KvCache {
     }
 
     fn head_base(&self, layer: usize, kv: usize) -> usize {
-        assert!(layer < self.layers && kv < self.kv_heads, "cache index out of range");
+        assert!(
+            layer < self.layers && kv < self.kv_heads,
+            "cache index out of range"
+        );
         (layer * self.kv_heads + kv) * self.capacity * self.head_dim
     }
 
@@ -76,18 +79,25 @@ impl KvCache {
         for d in 0..hd {
             // SAFETY: per the contract; offsets stay inside this head's area.
             unsafe {
-                *kp.add(base + blk + d * KEY_BLOCK + pos % KEY_BLOCK) = f16::from_f32(k[d]).to_bits();
+                *kp.add(base + blk + d * KEY_BLOCK + pos % KEY_BLOCK) =
+                    f16::from_f32(k[d]).to_bits();
                 *vp.add(base + pos * hd + d) = f16::from_f32(v[d]).to_bits();
             }
         }
     }
 
     fn keys(&self, layer: usize, kv: usize) -> *const u16 {
-        self.k.as_ptr().cast::<u16>().wrapping_add(self.head_base(layer, kv))
+        self.k
+            .as_ptr()
+            .cast::<u16>()
+            .wrapping_add(self.head_base(layer, kv))
     }
 
     fn values(&self, layer: usize, kv: usize) -> *const u16 {
-        self.v.as_ptr().cast::<u16>().wrapping_add(self.head_base(layer, kv))
+        self.v
+            .as_ptr()
+            .cast::<u16>()
+            .wrapping_add(self.head_base(layer, kv))
     }
 }
 
@@ -178,6 +188,7 @@ pub fn attend(
         let vb = unsafe { std::slice::from_raw_parts(vbase.add(first * hd), n * hd) };
         let vb: &[f16] = bytemuck_u16_to_f16(vb);
         half::slice::HalfFloatSliceExt::convert_to_f32_slice(vb, &mut scratch.vf[..n * hd]);
+        let mut correction = [1.0f32; ROWS];
         for r in 0..rows {
             let s = &mut scratch.s[r];
             for (j, v) in s.iter_mut().enumerate() {
@@ -188,26 +199,30 @@ pub fn attend(
             }
             let bmax = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             if bmax == f32::NEG_INFINITY {
+                *s = [0.0; KEY_BLOCK];
                 continue;
             }
             let m_new = part.m[r].max(bmax);
-            let correction = (part.m[r] - m_new).exp();
+            correction[r] = (part.m[r] - m_new).exp();
             for v in s.iter_mut() {
                 *v -= m_new;
             }
             crate::math::exp_inplace(isa, s);
-            part.l[r] = part.l[r] * correction + s.iter().sum::<f32>();
+            part.l[r] = part.l[r] * correction[r] + s.iter().sum::<f32>();
             part.m[r] = m_new;
-            let o = &mut part.o[r * hd..(r + 1) * hd];
-            if correction != 1.0 {
-                o.iter_mut().for_each(|v| *v *= correction);
-            }
-            for (j, &p) in s.iter().enumerate().take(n) {
-                if p != 0.0 {
-                    axpy(isa, p, &scratch.vf[j * hd..(j + 1) * hd], o);
-                }
-            }
         }
+        // Every row's weighted values in one call: the rows' outputs stay
+        // in registers across the block's keys.
+        weigh_values(
+            isa,
+            &scratch.s,
+            &correction,
+            rows,
+            n,
+            &scratch.vf,
+            hd,
+            &mut part.o,
+        );
         blk += 1;
     }
 }
@@ -217,22 +232,56 @@ fn bytemuck_u16_to_f16(v: &[u16]) -> &[f16] {
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<f16>(), v.len()) }
 }
 
-/// `y += a * x`.
-pub fn axpy(isa: Isa, a: f32, x: &[f32], y: &mut [f32]) {
+/// `o[r] = o[r] * correction[r] + sum over j < n of p[r][j] * v[j]` for
+/// the first `rows` rows (`o` and `v` rows of `hd` floats).
+#[allow(clippy::too_many_arguments)]
+fn weigh_values(
+    isa: Isa,
+    p: &[[f32; KEY_BLOCK]; ROWS],
+    correction: &[f32; ROWS],
+    rows: usize,
+    n: usize,
+    v: &[f32],
+    hd: usize,
+    o: &mut [f32],
+) {
+    let (rows, n) = (rows.min(ROWS), n.min(KEY_BLOCK));
+    assert!(v.len() >= n * hd && o.len() >= rows * hd);
     #[cfg(target_arch = "x86_64")]
     match isa {
-        // SAFETY: the Isa value exists only when the CPU has the features.
-        Isa::Avx512 => return unsafe { x86::axpy_avx512(a, x, y) },
+        // SAFETY: the Isa value exists only when the CPU has the features;
+        // the lengths were checked above.
+        Isa::Avx512 if hd % 16 == 0 => {
+            return unsafe { x86::weigh_avx512(p, correction, rows, n, v, hd, o) };
+        }
         // SAFETY: as above.
-        Isa::Avx2 => return unsafe { x86::axpy_avx2(a, x, y) },
-        Isa::Scalar => {}
+        Isa::Avx2 if hd % 8 == 0 => {
+            return unsafe { x86::weigh_avx2(p, correction, rows, n, v, hd, o) };
+        }
+        _ => {}
     }
     let _ = isa;
-    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+    for r in 0..rows {
+        let out = &mut o[r * hd..(r + 1) * hd];
+        for (d, y) in out.iter_mut().enumerate() {
+            let mut acc = *y * correction[r];
+            for j in 0..n {
+                acc += p[r][j] * v[j * hd + d];
+            }
+            *y = acc;
+        }
+    }
 }
 
 /// Scores of `rows` query rows against the 16 keys of block `kb`.
-fn scores(isa: Isa, kb: *const u16, q: &[f32], hd: usize, rows: usize, s: &mut [[f32; KEY_BLOCK]; ROWS]) {
+fn scores(
+    isa: Isa,
+    kb: *const u16,
+    q: &[f32],
+    hd: usize,
+    rows: usize,
+    s: &mut [[f32; KEY_BLOCK]; ROWS],
+) {
     #[cfg(target_arch = "x86_64")]
     match isa {
         // SAFETY: as above; kb points at hd x 16 keys, q at rows x hd.
@@ -261,46 +310,118 @@ mod x86 {
 
     use super::{KEY_BLOCK, ROWS};
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-    pub(super) unsafe fn axpy_avx512(a: f32, x: &[f32], y: &mut [f32]) {
-        let n = x.len().min(y.len());
-        let av = _mm512_set1_ps(a);
-        let mut i = 0;
-        // SAFETY: indices below n.
+    /// `R` rows of `weigh_values` from row pointer `o`/`p`: for each
+    /// 16-wide slice of the head, the R outputs stay in registers while
+    /// each value row is loaded once.
+    #[inline(always)]
+    unsafe fn weigh_n512<const R: usize>(
+        p: *const [f32; KEY_BLOCK],
+        correction: *const f32,
+        n: usize,
+        v: *const f32,
+        hd: usize,
+        o: *mut f32,
+    ) {
+        // SAFETY: the caller's bounds: R rows of p, correction and o exist,
+        // n rows of v, hd a multiple of 16.
         unsafe {
-            while i + 16 <= n {
-                let v = _mm512_fmadd_ps(av, _mm512_loadu_ps(x.as_ptr().add(i)), _mm512_loadu_ps(y.as_ptr().add(i)));
-                _mm512_storeu_ps(y.as_mut_ptr().add(i), v);
-                i += 16;
+            let mut d = 0;
+            while d < hd {
+                let mut acc = [_mm512_setzero_ps(); R];
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_mul_ps(
+                        _mm512_loadu_ps(o.add(r * hd + d)),
+                        _mm512_set1_ps(*correction.add(r)),
+                    );
+                }
+                for j in 0..n {
+                    let vj = _mm512_loadu_ps(v.add(j * hd + d));
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(_mm512_set1_ps((*p.add(r))[j]), vj, *a);
+                    }
+                }
+                for (r, a) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(o.add(r * hd + d), *a);
+                }
+                d += 16;
             }
-        }
-        while i < n {
-            y[i] += a * x[i];
-            i += 1;
         }
     }
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn axpy_avx2(a: f32, x: &[f32], y: &mut [f32]) {
-        let n = x.len().min(y.len());
-        let av = _mm256_set1_ps(a);
-        let mut i = 0;
-        // SAFETY: indices below n.
+    /// See `weigh_values`; `hd` is a multiple of 16 and the slices long enough.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+    pub(super) unsafe fn weigh_avx512(
+        p: &[[f32; KEY_BLOCK]; ROWS],
+        correction: &[f32; ROWS],
+        rows: usize,
+        n: usize,
+        v: &[f32],
+        hd: usize,
+        o: &mut [f32],
+    ) {
+        let (v, o, p, c) = (v.as_ptr(), o.as_mut_ptr(), p.as_ptr(), correction.as_ptr());
+        let mut r = 0;
+        // SAFETY: tiles of 8, 4, 2 and 1 rows cover rows <= 16 exactly;
+        // the caller checked the slices' lengths.
         unsafe {
-            while i + 8 <= n {
-                let v = _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(y.as_ptr().add(i)));
-                _mm256_storeu_ps(y.as_mut_ptr().add(i), v);
-                i += 8;
+            while r < rows {
+                let left = rows - r;
+                let (pr, cr, or) = (p.add(r), c.add(r), o.add(r * hd));
+                r += if left >= 8 {
+                    weigh_n512::<8>(pr, cr, n, v, hd, or);
+                    8
+                } else if left >= 4 {
+                    weigh_n512::<4>(pr, cr, n, v, hd, or);
+                    4
+                } else if left >= 2 {
+                    weigh_n512::<2>(pr, cr, n, v, hd, or);
+                    2
+                } else {
+                    weigh_n512::<1>(pr, cr, n, v, hd, or);
+                    1
+                };
             }
         }
-        while i < n {
-            y[i] += a * x[i];
-            i += 1;
+    }
+
+    /// See `weigh_values`; `hd` is a multiple of 8 and the slices long enough.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn weigh_avx2(
+        p: &[[f32; KEY_BLOCK]; ROWS],
+        correction: &[f32; ROWS],
+        rows: usize,
+        n: usize,
+        v: &[f32],
+        hd: usize,
+        o: &mut [f32],
+    ) {
+        let (v, o) = (v.as_ptr(), o.as_mut_ptr());
+        // SAFETY: as in weigh_avx512, with steps of 8.
+        unsafe {
+            for r in 0..rows {
+                let mut d = 0;
+                while d < hd {
+                    let out = o.add(r * hd + d);
+                    let mut acc =
+                        _mm256_mul_ps(_mm256_loadu_ps(out), _mm256_set1_ps(correction[r]));
+                    for j in 0..n {
+                        let vj = _mm256_loadu_ps(v.add(j * hd + d));
+                        acc = _mm256_fmadd_ps(_mm256_set1_ps(p[r][j]), vj, acc);
+                    }
+                    _mm256_storeu_ps(out, acc);
+                    d += 8;
+                }
+            }
         }
     }
 
     #[inline(always)]
-    unsafe fn scores_n512<const R: usize>(kb: *const u16, q: *const f32, hd: usize, out: *mut [f32; KEY_BLOCK]) {
+    unsafe fn scores_n512<const R: usize>(
+        kb: *const u16,
+        q: *const f32,
+        hd: usize,
+        out: *mut [f32; KEY_BLOCK],
+    ) {
         // SAFETY: kb holds hd x 16 f16, q holds R x hd floats, out R rows.
         unsafe {
             let mut acc = [_mm512_setzero_ps(); R];
@@ -317,7 +438,13 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-    pub(super) unsafe fn scores_avx512(kb: *const u16, q: &[f32], hd: usize, rows: usize, s: &mut [[f32; KEY_BLOCK]; ROWS]) {
+    pub(super) unsafe fn scores_avx512(
+        kb: *const u16,
+        q: &[f32],
+        hd: usize,
+        rows: usize,
+        s: &mut [[f32; KEY_BLOCK]; ROWS],
+    ) {
         let q = q.as_ptr();
         let out = s.as_mut_ptr();
         let mut r = 0;
@@ -345,7 +472,13 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn scores_avx2(kb: *const u16, q: &[f32], hd: usize, rows: usize, s: &mut [[f32; KEY_BLOCK]; ROWS]) {
+    pub(super) unsafe fn scores_avx2(
+        kb: *const u16,
+        q: &[f32],
+        hd: usize,
+        rows: usize,
+        s: &mut [[f32; KEY_BLOCK]; ROWS],
+    ) {
         let q = q.as_ptr();
         for (r, row) in s.iter_mut().enumerate().take(rows) {
             // SAFETY: kb holds hd x 16 f16; row r of q exists.

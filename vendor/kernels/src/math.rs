@@ -109,7 +109,10 @@ pub(crate) mod x86 {
     pub(crate) unsafe fn exp16(x: __m512) -> __m512 {
         // SAFETY: register-only AVX-512F intrinsics.
         unsafe {
-            let x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7)), _mm512_set1_ps(-103.0));
+            let x = _mm512_max_ps(
+                _mm512_min_ps(x, _mm512_set1_ps(88.7)),
+                _mm512_set1_ps(-103.0),
+            );
             let n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), 0x08);
             let f = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
             let f = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), f);
@@ -127,7 +130,10 @@ pub(crate) mod x86 {
     pub(crate) unsafe fn exp8(x: __m256) -> __m256 {
         // SAFETY: register-only AVX2/FMA intrinsics.
         unsafe {
-            let x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.7)), _mm256_set1_ps(-87.3));
+            let x = _mm256_max_ps(
+                _mm256_min_ps(x, _mm256_set1_ps(88.7)),
+                _mm256_set1_ps(-87.3),
+            );
             let n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), 0x08);
             let f = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
             let f = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), f);
@@ -137,7 +143,10 @@ pub(crate) mod x86 {
             }
             p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0));
             // 2^n through the exponent bits; n in [-126, 128].
-            let e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+            let e = _mm256_slli_epi32(
+                _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+                23,
+            );
             _mm256_mul_ps(p, _mm256_castsi256_ps(e))
         }
     }
@@ -182,7 +191,11 @@ pub(crate) mod x86 {
         // SAFETY: indices stay below n, the length of both slices.
         unsafe {
             while i + 32 <= n {
-                a = _mm512_fmadd_ps(_mm512_loadu_ps(x.as_ptr().add(i)), _mm512_loadu_ps(y.as_ptr().add(i)), a);
+                a = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(x.as_ptr().add(i)),
+                    _mm512_loadu_ps(y.as_ptr().add(i)),
+                    a,
+                );
                 b = _mm512_fmadd_ps(
                     _mm512_loadu_ps(x.as_ptr().add(i + 16)),
                     _mm512_loadu_ps(y.as_ptr().add(i + 16)),
@@ -191,7 +204,11 @@ pub(crate) mod x86 {
                 i += 32;
             }
             while i + 16 <= n {
-                a = _mm512_fmadd_ps(_mm512_loadu_ps(x.as_ptr().add(i)), _mm512_loadu_ps(y.as_ptr().add(i)), a);
+                a = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(x.as_ptr().add(i)),
+                    _mm512_loadu_ps(y.as_ptr().add(i)),
+                    a,
+                );
                 i += 16;
             }
         }
@@ -211,7 +228,11 @@ pub(crate) mod x86 {
         // SAFETY: indices stay below n, the length of both slices.
         unsafe {
             while i + 16 <= n {
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(y.as_ptr().add(i)), a);
+                a = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(x.as_ptr().add(i)),
+                    _mm256_loadu_ps(y.as_ptr().add(i)),
+                    a,
+                );
                 b = _mm256_fmadd_ps(
                     _mm256_loadu_ps(x.as_ptr().add(i + 8)),
                     _mm256_loadu_ps(y.as_ptr().add(i + 8)),
@@ -220,7 +241,11 @@ pub(crate) mod x86 {
                 i += 16;
             }
             while i + 8 <= n {
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(y.as_ptr().add(i)), a);
+                a = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(x.as_ptr().add(i)),
+                    _mm256_loadu_ps(y.as_ptr().add(i)),
+                    a,
+                );
                 i += 8;
             }
         }

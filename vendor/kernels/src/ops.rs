@@ -32,13 +32,33 @@ pub struct MatJob<'a> {
 
 /// `out = W x` for every job, over `tokens` tokens of `acts` (quantized
 /// weights) or `x` (float weights, `tokens x cols`), as one op.
-pub fn matmul(team: &Team, isa: Isa, jobs: &[MatJob<'_>], acts: &QuantActs, x: &SharedBuf<f32>, tokens: usize) {
+pub fn matmul(
+    team: &Team,
+    isa: Isa,
+    jobs: &[MatJob<'_>],
+    acts: &QuantActs,
+    x: &SharedBuf<f32>,
+    tokens: usize,
+) {
     for j in jobs {
-        let need = if tokens == 0 { 0 } else { (tokens - 1) * j.ld + j.offset + j.w.rows() };
-        assert!(j.out.len() >= need && j.offset + j.w.rows() <= j.ld, "matmul output too small");
-        assert!(j.bias.is_none_or(|b| b.len() >= j.w.rows()), "bias too short");
+        let need = if tokens == 0 {
+            0
+        } else {
+            (tokens - 1) * j.ld + j.offset + j.w.rows()
+        };
+        assert!(
+            j.out.len() >= need && j.offset + j.w.rows() <= j.ld,
+            "matmul output too small"
+        );
+        assert!(
+            j.bias.is_none_or(|b| b.len() >= j.w.rows()),
+            "bias too short"
+        );
         if j.w.wtype().is_quantized() {
-            assert!(acts.cols() == j.w.cols() && acts.capacity() >= tokens, "activations do not fit");
+            assert!(
+                acts.cols() == j.w.cols() && acts.capacity() >= tokens,
+                "activations do not fit"
+            );
         } else {
             assert!(x.len() >= tokens * j.w.cols(), "float input too small");
         }
@@ -98,7 +118,13 @@ pub fn rms_norm_quant(
         // SAFETY: token t's slots of `normed` and `acts` are this chunk's.
         unsafe {
             let out = std::slice::from_raw_parts_mut(np.add(t * cols), cols);
-            math::rms_norm(isa, &xs[(first + t) * cols..(first + t + 1) * cols], w, eps, out);
+            math::rms_norm(
+                isa,
+                &xs[(first + t) * cols..(first + t + 1) * cols],
+                w,
+                eps,
+                out,
+            );
             if quantize {
                 acts.quantize_shared(t, out, isa);
             }
@@ -108,7 +134,16 @@ pub fn rms_norm_quant(
 
 /// Per token: `x += rms_norm(y) * w` (a post-norm before the residual).
 #[allow(clippy::too_many_arguments)]
-pub fn add_normed(team: &Team, isa: Isa, x: &SharedBuf<f32>, y: &SharedBuf<f32>, cols: usize, tokens: usize, w: &[f32], eps: f32) {
+pub fn add_normed(
+    team: &Team,
+    isa: Isa,
+    x: &SharedBuf<f32>,
+    y: &SharedBuf<f32>,
+    cols: usize,
+    tokens: usize,
+    w: &[f32],
+    eps: f32,
+) {
     assert!(x.len() >= tokens * cols && y.len() >= tokens * cols && w.len() >= cols);
     // SAFETY: y is not written during this op.
     let ys = unsafe { y.read() };
@@ -121,7 +156,14 @@ pub fn add_normed(team: &Team, isa: Isa, x: &SharedBuf<f32>, y: &SharedBuf<f32>,
 }
 
 /// Per token: quantize `x` (already final) into `acts`.
-pub fn quantize(team: &Team, isa: Isa, x: &SharedBuf<f32>, cols: usize, tokens: usize, acts: &QuantActs) {
+pub fn quantize(
+    team: &Team,
+    isa: Isa,
+    x: &SharedBuf<f32>,
+    cols: usize,
+    tokens: usize,
+    acts: &QuantActs,
+) {
     assert!(x.len() >= tokens * cols && acts.cols() == cols && acts.capacity() >= tokens);
     // SAFETY: x is not written during this op.
     let xs = unsafe { x.read() };
@@ -135,7 +177,16 @@ pub fn quantize(team: &Team, isa: Isa, x: &SharedBuf<f32>, cols: usize, tokens: 
 /// per token, written to `h` and quantized into `acts` (whose columns are
 /// `ff`), in slabs of 256 columns.
 #[allow(clippy::too_many_arguments)]
-pub fn gated(team: &Team, isa: Isa, gate: Gate, gu: &SharedBuf<f32>, ff: usize, tokens: usize, h: &SharedBuf<f32>, acts: &QuantActs) {
+pub fn gated(
+    team: &Team,
+    isa: Isa,
+    gate: Gate,
+    gu: &SharedBuf<f32>,
+    ff: usize,
+    tokens: usize,
+    h: &SharedBuf<f32>,
+    acts: &QuantActs,
+) {
     assert!(gu.len() >= tokens * 2 * ff && h.len() >= tokens * ff);
     let quantize = acts.cols() == ff && ff.is_multiple_of(32);
     const SLAB: usize = 256;
@@ -199,7 +250,13 @@ impl Rope {
     /// `pos * base^(-2i/dims) / factor[i]` (`factors` from a model's
     /// `rope_freqs`, else 1).
     #[must_use]
-    pub fn new(dims: usize, style: RopeStyle, base: f32, positions: usize, factors: Option<&[f32]>) -> Rope {
+    pub fn new(
+        dims: usize,
+        style: RopeStyle,
+        base: f32,
+        positions: usize,
+        factors: Option<&[f32]>,
+    ) -> Rope {
         let half = dims / 2;
         let mut cos = Vec::with_capacity(positions * half);
         let mut sin = Vec::with_capacity(positions * half);
@@ -216,7 +273,12 @@ impl Rope {
                 sin.push(a.sin() as f32);
             }
         }
-        Rope { dims, style, cos, sin }
+        Rope {
+            dims,
+            style,
+            cos,
+            sin,
+        }
     }
 
     /// Positions the tables cover.
@@ -228,7 +290,10 @@ impl Rope {
     /// Rotates one head's vector in place for position `pos`.
     pub fn apply(&self, v: &mut [f32], pos: usize) {
         let half = self.dims / 2;
-        let (c, s) = (&self.cos[pos * half..(pos + 1) * half], &self.sin[pos * half..(pos + 1) * half]);
+        let (c, s) = (
+            &self.cos[pos * half..(pos + 1) * half],
+            &self.sin[pos * half..(pos + 1) * half],
+        );
         for i in 0..half {
             let (a, b) = match self.style {
                 RopeStyle::Interleaved => (2 * i, 2 * i + 1),
@@ -295,7 +360,14 @@ const SEGMENT: usize = 512;
 impl AttnBuffers {
     /// Room for steps of up to `tokens` tokens over `context` positions.
     #[must_use]
-    pub fn new(heads: usize, kv_heads: usize, head_dim: usize, tokens: usize, context: usize, threads: usize) -> Self {
+    pub fn new(
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        tokens: usize,
+        context: usize,
+        threads: usize,
+    ) -> Self {
         let group = heads / kv_heads.max(1);
         let blocks = (tokens * group).div_ceil(ROWS);
         let segs = context.div_ceil(SEGMENT).max(1);
@@ -325,7 +397,15 @@ impl AttnBuffers {
 /// prepare (norm, rotate, scale, store), attend (per KV head, tile of query
 /// rows and key segment), merge (segments into rows).
 #[allow(clippy::too_many_lines)]
-pub fn attention(team: &Team, isa: Isa, a: &Attn<'_>, qkv: &SharedBuf<f32>, cache: &KvCache, buf: &AttnBuffers, out: &SharedBuf<f32>) {
+pub fn attention(
+    team: &Team,
+    isa: Isa,
+    a: &Attn<'_>,
+    qkv: &SharedBuf<f32>,
+    cache: &KvCache,
+    buf: &AttnBuffers,
+    out: &SharedBuf<f32>,
+) {
     let (hd, nh, nkv) = (a.head_dim, a.heads, a.kv_heads);
     let width = (nh + 2 * nkv) * hd;
     assert!(nkv > 0 && nh % nkv == 0 && hd == buf.head_dim);
@@ -378,30 +458,63 @@ pub fn attention(team: &Team, isa: Isa, a: &Attn<'_>, qkv: &SharedBuf<f32>, cach
     let op = out.ptr();
     let stride = ROWS * (hd + 2);
     assert!(buf.parts.len() >= nkv * blocks * segs * stride || segs == 1);
-    assert!(buf.per_thread.len() >= team.threads(), "attention scratch for fewer threads");
-    let mut mine = buf.per_thread[team.id()].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let ThreadScratch { rows, q: qb, vis, part, scratch } = &mut *mine;
+    assert!(
+        buf.per_thread.len() >= team.threads(),
+        "attention scratch for fewer threads"
+    );
+    let mut mine = buf.per_thread[team.id()]
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ThreadScratch {
+        rows,
+        q: qb,
+        vis,
+        part,
+        scratch,
+    } = &mut *mine;
     team.for_each(nkv * blocks * segs, |c| {
         let (g, rest) = (c / (blocks * segs), c % (blocks * segs));
         let (b, s) = (rest / segs, rest % segs);
         rows.clear();
-        rows.extend((b * ROWS..((b + 1) * ROWS).min(rows_total)).map(|r| (r / group, g * group + r % group)));
+        rows.extend(
+            (b * ROWS..((b + 1) * ROWS).min(rows_total))
+                .map(|r| (r / group, g * group + r % group)),
+        );
         vis.clear();
         for (i, &(t, h)) in rows.iter().enumerate() {
             qb[i * hd..(i + 1) * hd].copy_from_slice(&q[(t * nh + h) * hd..(t * nh + h + 1) * hd]);
             let p = a.pos0 + t;
-            vis.push(Visible { lo: first_key(p), hi: p });
+            vis.push(Visible {
+                lo: first_key(p),
+                hi: p,
+            });
         }
         let k0 = lo_all + s * buf.segment;
         let k1 = (k0 + buf.segment).min(last + 1);
         part.reset();
-        attention::attend(isa, cache, a.layer, g, &qb[..rows.len() * hd], vis, (k0, k1), part, scratch);
+        attention::attend(
+            isa,
+            cache,
+            a.layer,
+            g,
+            &qb[..rows.len() * hd],
+            vis,
+            (k0, k1),
+            part,
+            scratch,
+        );
         if segs == 1 {
             for (i, &(t, h)) in rows.iter().enumerate() {
-                let inv = if part.l[i] > 0.0 { 1.0 / part.l[i] } else { 0.0 };
+                let inv = if part.l[i] > 0.0 {
+                    1.0 / part.l[i]
+                } else {
+                    0.0
+                };
                 // SAFETY: output (t, h) is this chunk's.
                 let o = unsafe { std::slice::from_raw_parts_mut(op.add((t * nh + h) * hd), hd) };
-                o.iter_mut().zip(&part.o[i * hd..(i + 1) * hd]).for_each(|(d, s)| *d = s * inv);
+                o.iter_mut()
+                    .zip(&part.o[i * hd..(i + 1) * hd])
+                    .for_each(|(d, s)| *d = s * inv);
             }
         } else {
             // SAFETY: this chunk's slot of the partials.
@@ -409,7 +522,8 @@ pub fn attention(team: &Team, isa: Isa, a: &Attn<'_>, qkv: &SharedBuf<f32>, cach
             for i in 0..rows.len() {
                 slot[i * (hd + 2)] = part.m[i];
                 slot[i * (hd + 2) + 1] = part.l[i];
-                slot[i * (hd + 2) + 2..(i + 1) * (hd + 2)].copy_from_slice(&part.o[i * hd..(i + 1) * hd]);
+                slot[i * (hd + 2) + 2..(i + 1) * (hd + 2)]
+                    .copy_from_slice(&part.o[i * hd..(i + 1) * hd]);
             }
         }
     });
@@ -425,7 +539,9 @@ pub fn attention(team: &Team, isa: Isa, a: &Attn<'_>, qkv: &SharedBuf<f32>, cach
             let i = r - b * ROWS;
             let (t, h) = (r / group, g * group + r % group);
             let rec = |s: usize| &parts[(c * segs + s) * stride + i * (hd + 2)..][..hd + 2];
-            let m = (0..segs).map(|s| rec(s)[0]).fold(f32::NEG_INFINITY, f32::max);
+            let m = (0..segs)
+                .map(|s| rec(s)[0])
+                .fold(f32::NEG_INFINITY, f32::max);
             // SAFETY: output (t, h) is this chunk's.
             let o = unsafe { std::slice::from_raw_parts_mut(op.add((t * nh + h) * hd), hd) };
             o.iter_mut().for_each(|v| *v = 0.0);

@@ -117,9 +117,7 @@ pub fn block_affine(wtype: WeightType, row: &[u8], b: usize) -> ([f32; 2], [f32;
             let d = f16_at(row, b * blk);
             both(d, -16.0 * d)
         }
-        WeightType::Q4_1 | WeightType::Q5_1 => {
-            both(f16_at(row, b * blk), f16_at(row, b * blk + 2))
-        }
+        WeightType::Q4_1 | WeightType::Q5_1 => both(f16_at(row, b * blk), f16_at(row, b * blk + 2)),
         WeightType::Q8_0 => both(f16_at(row, b * blk), 0.0),
         WeightType::Q4_K | WeightType::Q5_K => {
             let (s, j) = (b / 8, b % 8);

@@ -22,10 +22,23 @@ trait Fmt {
     unsafe fn block(scales: *const u8, b: usize, hf: usize) -> Self::B;
     /// # Safety
     /// Pointers are the panel's streams.
-    unsafe fn pair(vals: *const u8, high: *const u8, b: usize, g: usize, hf: usize) -> (__m256i, __m256i);
+    unsafe fn pair(
+        vals: *const u8,
+        high: *const u8,
+        b: usize,
+        g: usize,
+        hf: usize,
+    ) -> (__m256i, __m256i);
     /// # Safety
     /// `sums` points at two i32.
-    unsafe fn finish(acc: __m256, isum: __m256i, s: Self::B, h: usize, dx: f32, sums: *const i32) -> __m256;
+    unsafe fn finish(
+        acc: __m256,
+        isum: __m256i,
+        s: Self::B,
+        h: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m256;
     /// `acc + sum of 4-byte products` of weights `w` and broadcast `x`.
     #[inline(always)]
     unsafe fn dot(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
@@ -61,7 +74,10 @@ unsafe fn nibbles(vals: *const u8, b: usize, g: usize, hf: usize) -> (__m256i, _
     unsafe {
         let v = _mm256_load_si256(vals.add((b * 4 + g) * 64 + 32 * hf).cast());
         let m = _mm256_set1_epi8(15);
-        (_mm256_and_si256(v, m), _mm256_and_si256(_mm256_srli_epi16(v, 4), m))
+        (
+            _mm256_and_si256(v, m),
+            _mm256_and_si256(_mm256_srli_epi16(v, 4), m),
+        )
     }
 }
 
@@ -72,7 +88,8 @@ unsafe fn bits_to_16(mask: u32) -> __m256i {
     unsafe {
         let v = _mm256_set1_epi32(mask as i32);
         let spread = _mm256_setr_epi8(
-            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+            3, 3, 3,
         );
         let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
         let v = _mm256_and_si256(_mm256_shuffle_epi8(v, spread), bit);
@@ -81,18 +98,40 @@ unsafe fn bits_to_16(mask: u32) -> __m256i {
 }
 
 #[inline(always)]
-unsafe fn fifth_bits(vals: *const u8, high: *const u8, b: usize, g: usize, hf: usize) -> (__m256i, __m256i) {
+unsafe fn fifth_bits(
+    vals: *const u8,
+    high: *const u8,
+    b: usize,
+    g: usize,
+    hf: usize,
+) -> (__m256i, __m256i) {
     // SAFETY: block b's masks lie inside the high stream.
     unsafe {
         let (lo, hi) = nibbles(vals, b, g, hf);
-        let k0 = high.add(b * 64 + g * 16 + 4 * hf).cast::<u32>().read_unaligned();
-        let k1 = high.add(b * 64 + g * 16 + 8 + 4 * hf).cast::<u32>().read_unaligned();
-        (_mm256_or_si256(lo, bits_to_16(k0)), _mm256_or_si256(hi, bits_to_16(k1)))
+        let k0 = high
+            .add(b * 64 + g * 16 + 4 * hf)
+            .cast::<u32>()
+            .read_unaligned();
+        let k1 = high
+            .add(b * 64 + g * 16 + 8 + 4 * hf)
+            .cast::<u32>()
+            .read_unaligned();
+        (
+            _mm256_or_si256(lo, bits_to_16(k0)),
+            _mm256_or_si256(hi, bits_to_16(k1)),
+        )
     }
 }
 
 #[inline(always)]
-unsafe fn offset_finish(acc: __m256, isum: __m256i, d: __m256, k: i32, dx: f32, sums: *const i32) -> __m256 {
+unsafe fn offset_finish(
+    acc: __m256,
+    isum: __m256i,
+    d: __m256,
+    k: i32,
+    dx: f32,
+    sums: *const i32,
+) -> __m256 {
     // SAFETY: sums points at two i32.
     unsafe {
         let xs = *sums + *sums.add(1);
@@ -102,11 +141,22 @@ unsafe fn offset_finish(acc: __m256, isum: __m256i, d: __m256, k: i32, dx: f32, 
 }
 
 #[inline(always)]
-unsafe fn min_finish(acc: __m256, isum: __m256i, d: __m256, m: __m256, dx: f32, sums: *const i32) -> __m256 {
+unsafe fn min_finish(
+    acc: __m256,
+    isum: __m256i,
+    d: __m256,
+    m: __m256,
+    dx: f32,
+    sums: *const i32,
+) -> __m256 {
     // SAFETY: sums points at two i32.
     unsafe {
         let xs = (*sums + *sums.add(1)) as f32;
-        let acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(dx)), acc);
+        let acc = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(isum),
+            _mm256_mul_ps(d, _mm256_set1_ps(dx)),
+            acc,
+        );
         _mm256_fmadd_ps(m, _mm256_set1_ps(dx * xs), acc)
     }
 }
@@ -116,14 +166,30 @@ macro_rules! offset_format {
         struct $name;
         impl Fmt for $name {
             type B = __m256;
+            #[inline(always)]
             unsafe fn block(scales: *const u8, b: usize, hf: usize) -> __m256 {
                 unsafe { f16x8(scales.add(b * 32 + 16 * hf)) }
             }
-            unsafe fn pair(vals: *const u8, high: *const u8, b: usize, g: usize, hf: usize) -> (__m256i, __m256i) {
+            #[inline(always)]
+            unsafe fn pair(
+                vals: *const u8,
+                high: *const u8,
+                b: usize,
+                g: usize,
+                hf: usize,
+            ) -> (__m256i, __m256i) {
                 let _ = high;
                 unsafe { $pair(vals, high, b, g, hf) }
             }
-            unsafe fn finish(acc: __m256, isum: __m256i, d: __m256, _: usize, dx: f32, sums: *const i32) -> __m256 {
+            #[inline(always)]
+            unsafe fn finish(
+                acc: __m256,
+                isum: __m256i,
+                d: __m256,
+                _: usize,
+                dx: f32,
+                sums: *const i32,
+            ) -> __m256 {
                 unsafe { offset_finish(acc, isum, d, $k, dx, sums) }
             }
         }
@@ -135,13 +201,34 @@ macro_rules! min_format {
         struct $name;
         impl Fmt for $name {
             type B = (__m256, __m256);
+            #[inline(always)]
             unsafe fn block(scales: *const u8, b: usize, hf: usize) -> (__m256, __m256) {
-                unsafe { (f16x8(scales.add(b * 64 + 16 * hf)), f16x8(scales.add(b * 64 + 32 + 16 * hf))) }
+                unsafe {
+                    (
+                        f16x8(scales.add(b * 64 + 16 * hf)),
+                        f16x8(scales.add(b * 64 + 32 + 16 * hf)),
+                    )
+                }
             }
-            unsafe fn pair(vals: *const u8, high: *const u8, b: usize, g: usize, hf: usize) -> (__m256i, __m256i) {
+            #[inline(always)]
+            unsafe fn pair(
+                vals: *const u8,
+                high: *const u8,
+                b: usize,
+                g: usize,
+                hf: usize,
+            ) -> (__m256i, __m256i) {
                 unsafe { $pair(vals, high, b, g, hf) }
             }
-            unsafe fn finish(acc: __m256, isum: __m256i, s: (__m256, __m256), _: usize, dx: f32, sums: *const i32) -> __m256 {
+            #[inline(always)]
+            unsafe fn finish(
+                acc: __m256,
+                isum: __m256i,
+                s: (__m256, __m256),
+                _: usize,
+                dx: f32,
+                sums: *const i32,
+            ) -> __m256 {
                 unsafe { min_finish(acc, isum, s.0, s.1, dx, sums) }
             }
         }
@@ -153,19 +240,39 @@ macro_rules! k_format {
         struct $name;
         impl Fmt for $name {
             type B = (__m256, __m256);
+            #[inline(always)]
             unsafe fn block(scales: *const u8, b: usize, hf: usize) -> (__m256, __m256) {
                 unsafe {
                     let (s, j) = (b / 8, b % 8);
                     let rec = scales.add(s * 320);
-                    let d = _mm256_mul_ps(f16x8(rec.add(16 * hf)), u8x8(rec.add(64 + j * 16 + 8 * hf)));
-                    let m = _mm256_mul_ps(f16x8(rec.add(32 + 16 * hf)), u8x8(rec.add(192 + j * 16 + 8 * hf)));
+                    let d =
+                        _mm256_mul_ps(f16x8(rec.add(16 * hf)), u8x8(rec.add(64 + j * 16 + 8 * hf)));
+                    let m = _mm256_mul_ps(
+                        f16x8(rec.add(32 + 16 * hf)),
+                        u8x8(rec.add(192 + j * 16 + 8 * hf)),
+                    );
                     (d, _mm256_sub_ps(_mm256_setzero_ps(), m))
                 }
             }
-            unsafe fn pair(vals: *const u8, high: *const u8, b: usize, g: usize, hf: usize) -> (__m256i, __m256i) {
+            #[inline(always)]
+            unsafe fn pair(
+                vals: *const u8,
+                high: *const u8,
+                b: usize,
+                g: usize,
+                hf: usize,
+            ) -> (__m256i, __m256i) {
                 unsafe { $pair(vals, high, b, g, hf) }
             }
-            unsafe fn finish(acc: __m256, isum: __m256i, s: (__m256, __m256), _: usize, dx: f32, sums: *const i32) -> __m256 {
+            #[inline(always)]
+            unsafe fn finish(
+                acc: __m256,
+                isum: __m256i,
+                s: (__m256, __m256),
+                _: usize,
+                dx: f32,
+                sums: *const i32,
+            ) -> __m256 {
                 unsafe { min_finish(acc, isum, s.0, s.1, dx, sums) }
             }
         }
@@ -173,7 +280,13 @@ macro_rules! k_format {
 }
 
 #[inline(always)]
-unsafe fn plain(vals: *const u8, _: *const u8, b: usize, g: usize, hf: usize) -> (__m256i, __m256i) {
+unsafe fn plain(
+    vals: *const u8,
+    _: *const u8,
+    b: usize,
+    g: usize,
+    hf: usize,
+) -> (__m256i, __m256i) {
     // SAFETY: forwarded.
     unsafe { nibbles(vals, b, g, hf) }
 }
@@ -188,10 +301,18 @@ k_format!(Q5K, fifth_bits);
 struct Q80;
 impl Fmt for Q80 {
     type B = __m256;
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize, hf: usize) -> __m256 {
         unsafe { f16x8(scales.add(b * 32 + 16 * hf)) }
     }
-    unsafe fn pair(vals: *const u8, _: *const u8, b: usize, g: usize, hf: usize) -> (__m256i, __m256i) {
+    #[inline(always)]
+    unsafe fn pair(
+        vals: *const u8,
+        _: *const u8,
+        b: usize,
+        g: usize,
+        hf: usize,
+    ) -> (__m256i, __m256i) {
         unsafe {
             (
                 _mm256_load_si256(vals.add((b * 8 + 2 * g) * 64 + 32 * hf).cast()),
@@ -199,7 +320,15 @@ impl Fmt for Q80 {
             )
         }
     }
-    unsafe fn finish(acc: __m256, isum: __m256i, d: __m256, _: usize, dx: f32, sums: *const i32) -> __m256 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m256,
+        isum: __m256i,
+        d: __m256,
+        _: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m256 {
         unsafe { offset_finish(acc, isum, d, 0, dx, sums) }
     }
     #[inline(always)]
@@ -215,6 +344,7 @@ struct Q6K;
 impl Fmt for Q6K {
     const SPLIT: usize = 2;
     type B = (__m256, __m256);
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize, hf: usize) -> (__m256, __m256) {
         unsafe {
             let (s, j) = (b / 8, b % 8);
@@ -226,20 +356,38 @@ impl Fmt for Q6K {
             )
         }
     }
-    unsafe fn pair(vals: *const u8, high: *const u8, b: usize, g: usize, hf: usize) -> (__m256i, __m256i) {
+    #[inline(always)]
+    unsafe fn pair(
+        vals: *const u8,
+        high: *const u8,
+        b: usize,
+        g: usize,
+        hf: usize,
+    ) -> (__m256i, __m256i) {
         unsafe {
             let (lo, hi) = nibbles(vals, b, g, hf);
             let h = _mm256_load_si256(high.add(b * 128 + (g / 2) * 64 + 32 * hf).cast());
             let bits = |m: i8| _mm256_and_si256(h, _mm256_set1_epi8(m));
             let (top_lo, top_hi) = if g % 2 == 0 {
-                (_mm256_slli_epi16(bits(0x03), 4), _mm256_slli_epi16(bits(0x0C), 2))
+                (
+                    _mm256_slli_epi16(bits(0x03), 4),
+                    _mm256_slli_epi16(bits(0x0C), 2),
+                )
             } else {
                 (bits(0x30), _mm256_srli_epi16(bits(0xC0u8 as i8), 2))
             };
             (_mm256_or_si256(lo, top_lo), _mm256_or_si256(hi, top_hi))
         }
     }
-    unsafe fn finish(acc: __m256, isum: __m256i, s: (__m256, __m256), h: usize, dx: f32, sums: *const i32) -> __m256 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m256,
+        isum: __m256i,
+        s: (__m256, __m256),
+        h: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m256 {
         unsafe {
             let xs = *sums.add(h);
             let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum, _mm256_set1_epi32(32 * xs)));
@@ -251,7 +399,13 @@ impl Fmt for Q6K {
 
 /// Half `hf` of a panel (8 rows) times `T` tokens from `t0`.
 #[inline(always)]
-unsafe fn tile<F: Fmt, const T: usize>(w: &PackedMatrix, p: usize, hf: usize, acts: &QuantActs, t0: usize) -> [__m256; T] {
+unsafe fn tile<F: Fmt, const T: usize>(
+    w: &PackedMatrix,
+    p: usize,
+    hf: usize,
+    acts: &QuantActs,
+    t0: usize,
+) -> [__m256; T] {
     // SAFETY: p is a panel of w and t0 + T tokens are quantized in acts.
     unsafe {
         let (high_at, scales_at) = w.streams();
@@ -287,7 +441,14 @@ unsafe fn tile<F: Fmt, const T: usize>(w: &PackedMatrix, p: usize, hf: usize, ac
 }
 
 #[inline(always)]
-unsafe fn store<const T: usize>(lo: [__m256; T], hi: [__m256; T], out: &Out, p: usize, t0: usize, n: usize) {
+unsafe fn store<const T: usize>(
+    lo: [__m256; T],
+    hi: [__m256; T],
+    out: &Out,
+    p: usize,
+    t0: usize,
+    n: usize,
+) {
     for t in 0..T {
         let mut vals = [0.0f32; PANEL];
         // SAFETY: vals holds 16 floats; out's contract is the caller's.
@@ -300,7 +461,13 @@ unsafe fn store<const T: usize>(lo: [__m256; T], hi: [__m256; T], out: &Out, p: 
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn quantized<F: Fmt>(w: &PackedMatrix, acts: &QuantActs, panels: Range<usize>, tokens: Range<usize>, out: Out) {
+unsafe fn quantized<F: Fmt>(
+    w: &PackedMatrix,
+    acts: &QuantActs,
+    panels: Range<usize>,
+    tokens: Range<usize>,
+    out: Out,
+) {
     for p in panels {
         let n = (w.rows() - p * PANEL).min(PANEL);
         let mut t = tokens.start;
@@ -356,7 +523,10 @@ unsafe fn float(w: &PackedMatrix, x: &[f32], panels: Range<usize>, tokens: Range
                             WeightType::F16 => f16x8(base.add((r * cols + k) * 2)),
                             _ => {
                                 let raw = _mm_loadu_si128(base.add((r * cols + k) * 2).cast());
-                                _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16))
+                                _mm256_castsi256_ps(_mm256_slli_epi32(
+                                    _mm256_cvtepu16_epi32(raw),
+                                    16,
+                                ))
                             }
                         };
                         acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xt.add(k)), acc);
@@ -398,7 +568,9 @@ pub(super) unsafe fn run(
             WeightType::Q4_K => quantized::<Q4K>(w, acts, panels, tokens, out),
             WeightType::Q5_K => quantized::<Q5K>(w, acts, panels, tokens, out),
             WeightType::Q6_K => quantized::<Q6K>(w, acts, panels, tokens, out),
-            WeightType::F32 | WeightType::F16 | WeightType::BF16 => float(w, x, panels, tokens, out),
+            WeightType::F32 | WeightType::F16 | WeightType::BF16 => {
+                float(w, x, panels, tokens, out)
+            }
         }
     }
 }

@@ -34,8 +34,14 @@ trait Fmt {
     /// `dx` the activations' scale, `sums` their two 16-value sums.
     /// # Safety
     /// `sums` points at two i32.
-    unsafe fn finish(acc: __m512, isum: __m512i, s: Self::B, h: usize, dx: f32, sums: *const i32)
-    -> __m512;
+    unsafe fn finish(
+        acc: __m512,
+        isum: __m512i,
+        s: Self::B,
+        h: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m512;
 }
 
 #[inline(always)]
@@ -86,7 +92,14 @@ unsafe fn fifth_bits(vals: *const u8, high: *const u8, b: usize, g: usize) -> (_
 
 /// `acc + s * dx * (isum - k * sum32)`: the offset formats.
 #[inline(always)]
-unsafe fn offset_finish(acc: __m512, isum: __m512i, d: __m512, k: i32, dx: f32, sums: *const i32) -> __m512 {
+unsafe fn offset_finish(
+    acc: __m512,
+    isum: __m512i,
+    d: __m512,
+    k: i32,
+    dx: f32,
+    sums: *const i32,
+) -> __m512 {
     // SAFETY: sums points at two i32.
     unsafe {
         let xs = *sums + *sums.add(1);
@@ -97,7 +110,14 @@ unsafe fn offset_finish(acc: __m512, isum: __m512i, d: __m512, k: i32, dx: f32, 
 
 /// `acc + s * dx * isum + m * dx * sum32`: the formats with a min.
 #[inline(always)]
-unsafe fn min_finish(acc: __m512, isum: __m512i, d: __m512, m: __m512, dx: f32, sums: *const i32) -> __m512 {
+unsafe fn min_finish(
+    acc: __m512,
+    isum: __m512i,
+    d: __m512,
+    m: __m512,
+    dx: f32,
+    sums: *const i32,
+) -> __m512 {
     // SAFETY: sums points at two i32.
     unsafe {
         let xs = (*sums + *sums.add(1)) as f32;
@@ -110,13 +130,23 @@ unsafe fn min_finish(acc: __m512, isum: __m512i, d: __m512, m: __m512, dx: f32, 
 struct Q40;
 impl Fmt for Q40 {
     type B = __m512;
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize) -> __m512 {
         unsafe { f16x16(scales.add(b * 32)) }
     }
+    #[inline(always)]
     unsafe fn pair(vals: *const u8, _: *const u8, b: usize, g: usize) -> (__m512i, __m512i) {
         unsafe { nibbles(vals, b, g) }
     }
-    unsafe fn finish(acc: __m512, isum: __m512i, d: __m512, _: usize, dx: f32, sums: *const i32) -> __m512 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m512,
+        isum: __m512i,
+        d: __m512,
+        _: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m512 {
         unsafe { offset_finish(acc, isum, d, 8, dx, sums) }
     }
 }
@@ -124,13 +154,23 @@ impl Fmt for Q40 {
 struct Q50;
 impl Fmt for Q50 {
     type B = __m512;
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize) -> __m512 {
         unsafe { f16x16(scales.add(b * 32)) }
     }
+    #[inline(always)]
     unsafe fn pair(vals: *const u8, high: *const u8, b: usize, g: usize) -> (__m512i, __m512i) {
         unsafe { fifth_bits(vals, high, b, g) }
     }
-    unsafe fn finish(acc: __m512, isum: __m512i, d: __m512, _: usize, dx: f32, sums: *const i32) -> __m512 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m512,
+        isum: __m512i,
+        d: __m512,
+        _: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m512 {
         unsafe { offset_finish(acc, isum, d, 16, dx, sums) }
     }
 }
@@ -138,9 +178,11 @@ impl Fmt for Q50 {
 struct Q80;
 impl Fmt for Q80 {
     type B = __m512;
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize) -> __m512 {
         unsafe { f16x16(scales.add(b * 32)) }
     }
+    #[inline(always)]
     unsafe fn pair(vals: *const u8, _: *const u8, b: usize, g: usize) -> (__m512i, __m512i) {
         unsafe {
             let flip = _mm512_set1_epi8(-128);
@@ -149,7 +191,15 @@ impl Fmt for Q80 {
             (_mm512_xor_si512(lo, flip), _mm512_xor_si512(hi, flip))
         }
     }
-    unsafe fn finish(acc: __m512, isum: __m512i, d: __m512, _: usize, dx: f32, sums: *const i32) -> __m512 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m512,
+        isum: __m512i,
+        d: __m512,
+        _: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m512 {
         unsafe { offset_finish(acc, isum, d, 128, dx, sums) }
     }
 }
@@ -157,13 +207,23 @@ impl Fmt for Q80 {
 struct Q41;
 impl Fmt for Q41 {
     type B = (__m512, __m512);
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize) -> (__m512, __m512) {
         unsafe { (f16x16(scales.add(b * 64)), f16x16(scales.add(b * 64 + 32))) }
     }
+    #[inline(always)]
     unsafe fn pair(vals: *const u8, _: *const u8, b: usize, g: usize) -> (__m512i, __m512i) {
         unsafe { nibbles(vals, b, g) }
     }
-    unsafe fn finish(acc: __m512, isum: __m512i, s: (__m512, __m512), _: usize, dx: f32, sums: *const i32) -> __m512 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m512,
+        isum: __m512i,
+        s: (__m512, __m512),
+        _: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m512 {
         unsafe { min_finish(acc, isum, s.0, s.1, dx, sums) }
     }
 }
@@ -171,13 +231,23 @@ impl Fmt for Q41 {
 struct Q51;
 impl Fmt for Q51 {
     type B = (__m512, __m512);
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize) -> (__m512, __m512) {
         unsafe { (f16x16(scales.add(b * 64)), f16x16(scales.add(b * 64 + 32))) }
     }
+    #[inline(always)]
     unsafe fn pair(vals: *const u8, high: *const u8, b: usize, g: usize) -> (__m512i, __m512i) {
         unsafe { fifth_bits(vals, high, b, g) }
     }
-    unsafe fn finish(acc: __m512, isum: __m512i, s: (__m512, __m512), _: usize, dx: f32, sums: *const i32) -> __m512 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m512,
+        isum: __m512i,
+        s: (__m512, __m512),
+        _: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m512 {
         unsafe { min_finish(acc, isum, s.0, s.1, dx, sums) }
     }
 }
@@ -199,13 +269,23 @@ struct Q4K;
 impl Fmt for Q4K {
     const SUPER: usize = 8;
     type B = (__m512, __m512);
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize) -> (__m512, __m512) {
         unsafe { k_scales(scales, b) }
     }
+    #[inline(always)]
     unsafe fn pair(vals: *const u8, _: *const u8, b: usize, g: usize) -> (__m512i, __m512i) {
         unsafe { nibbles(vals, b, g) }
     }
-    unsafe fn finish(acc: __m512, isum: __m512i, s: (__m512, __m512), _: usize, dx: f32, sums: *const i32) -> __m512 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m512,
+        isum: __m512i,
+        s: (__m512, __m512),
+        _: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m512 {
         unsafe { min_finish(acc, isum, s.0, s.1, dx, sums) }
     }
 }
@@ -214,13 +294,23 @@ struct Q5K;
 impl Fmt for Q5K {
     const SUPER: usize = 8;
     type B = (__m512, __m512);
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize) -> (__m512, __m512) {
         unsafe { k_scales(scales, b) }
     }
+    #[inline(always)]
     unsafe fn pair(vals: *const u8, high: *const u8, b: usize, g: usize) -> (__m512i, __m512i) {
         unsafe { fifth_bits(vals, high, b, g) }
     }
-    unsafe fn finish(acc: __m512, isum: __m512i, s: (__m512, __m512), _: usize, dx: f32, sums: *const i32) -> __m512 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m512,
+        isum: __m512i,
+        s: (__m512, __m512),
+        _: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m512 {
         unsafe { min_finish(acc, isum, s.0, s.1, dx, sums) }
     }
 }
@@ -230,6 +320,7 @@ impl Fmt for Q6K {
     const SPLIT: usize = 2;
     const SUPER: usize = 8;
     type B = (__m512, __m512);
+    #[inline(always)]
     unsafe fn block(scales: *const u8, b: usize) -> (__m512, __m512) {
         unsafe {
             let (s, j) = (b / 8, b % 8);
@@ -241,20 +332,32 @@ impl Fmt for Q6K {
             )
         }
     }
+    #[inline(always)]
     unsafe fn pair(vals: *const u8, high: *const u8, b: usize, g: usize) -> (__m512i, __m512i) {
         unsafe {
             let (lo, hi) = nibbles(vals, b, g);
             let h = _mm512_load_si512(high.add(b * 128 + (g / 2) * 64).cast());
             let bits = |m: i8| _mm512_and_si512(h, _mm512_set1_epi8(m));
             let (top_lo, top_hi) = if g % 2 == 0 {
-                (_mm512_slli_epi16(bits(0x03), 4), _mm512_slli_epi16(bits(0x0C), 2))
+                (
+                    _mm512_slli_epi16(bits(0x03), 4),
+                    _mm512_slli_epi16(bits(0x0C), 2),
+                )
             } else {
                 (bits(0x30), _mm512_srli_epi16(bits(0xC0u8 as i8), 2))
             };
             (_mm512_or_si512(lo, top_lo), _mm512_or_si512(hi, top_hi))
         }
     }
-    unsafe fn finish(acc: __m512, isum: __m512i, s: (__m512, __m512), h: usize, dx: f32, sums: *const i32) -> __m512 {
+    #[inline(always)]
+    unsafe fn finish(
+        acc: __m512,
+        isum: __m512i,
+        s: (__m512, __m512),
+        h: usize,
+        dx: f32,
+        sums: *const i32,
+    ) -> __m512 {
         unsafe {
             let xs = *sums.add(h);
             let v = _mm512_cvtepi32_ps(_mm512_sub_epi32(isum, _mm512_set1_epi32(32 * xs)));
@@ -266,7 +369,12 @@ impl Fmt for Q6K {
 
 /// One panel times `T` tokens starting at `t0`.
 #[inline(always)]
-unsafe fn tile<F: Fmt, const T: usize>(w: &PackedMatrix, p: usize, acts: &QuantActs, t0: usize) -> [__m512; T] {
+unsafe fn tile<F: Fmt, const T: usize>(
+    w: &PackedMatrix,
+    p: usize,
+    acts: &QuantActs,
+    t0: usize,
+) -> [__m512; T] {
     // SAFETY: p is a panel of w and t0 + T tokens are quantized in acts.
     unsafe {
         let (high_at, scales_at) = w.streams();
@@ -316,7 +424,13 @@ unsafe fn store<const T: usize>(acc: [__m512; T], out: &Out, p: usize, t0: usize
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn quantized<F: Fmt>(w: &PackedMatrix, acts: &QuantActs, panels: Range<usize>, tokens: Range<usize>, out: Out) {
+unsafe fn quantized<F: Fmt>(
+    w: &PackedMatrix,
+    acts: &QuantActs,
+    panels: Range<usize>,
+    tokens: Range<usize>,
+    out: Out,
+) {
     for p in panels {
         let n = (w.rows() - p * PANEL).min(PANEL);
         let mut t = tokens.start;
@@ -363,7 +477,10 @@ unsafe fn float(w: &PackedMatrix, x: &[f32], panels: Range<usize>, tokens: Range
                             WeightType::F16 => f16x16(base.add((r * cols + k) * 2)),
                             _ => {
                                 let raw = _mm256_loadu_si256(base.add((r * cols + k) * 2).cast());
-                                _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16))
+                                _mm512_castsi512_ps(_mm512_slli_epi32(
+                                    _mm512_cvtepu16_epi32(raw),
+                                    16,
+                                ))
                             }
                         };
                         acc = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xt.add(k)), acc);
@@ -405,7 +522,9 @@ pub(super) unsafe fn run(
             WeightType::Q4_K => quantized::<Q4K>(w, acts, panels, tokens, out),
             WeightType::Q5_K => quantized::<Q5K>(w, acts, panels, tokens, out),
             WeightType::Q6_K => quantized::<Q6K>(w, acts, panels, tokens, out),
-            WeightType::F32 | WeightType::F16 | WeightType::BF16 => float(w, x, panels, tokens, out),
+            WeightType::F32 | WeightType::F16 | WeightType::BF16 => {
+                float(w, x, panels, tokens, out)
+            }
         }
     }
 }

@@ -8,11 +8,11 @@
 //! Quantized weights multiply the int8 activations of [`QuantActs`]; F32,
 //! F16 and BF16 weights multiply the float activations `x` directly.
 
-mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod scalar;
 
 use std::ops::Range;
 

@@ -96,7 +96,9 @@ impl PackedMatrix {
         cols: usize,
         gguf: &[u8],
     ) -> Result<Self, KernelError> {
-        let block = wtype.block_len().max(if wtype.is_quantized() { 32 } else { 1 });
+        let block = wtype
+            .block_len()
+            .max(if wtype.is_quantized() { 32 } else { 1 });
         if cols == 0 || !cols.is_multiple_of(block) {
             return Err(KernelError::PartialBlock { wtype, block, cols });
         }

@@ -181,10 +181,9 @@ pub(crate) fn lane_affine(
             both(d, -16.0 * d)
         }
         WeightType::Q8_0 => both(f16_at(sc, b * 32 + 2 * r), 0.0),
-        WeightType::Q4_1 | WeightType::Q5_1 => both(
-            f16_at(sc, b * 64 + 2 * r),
-            f16_at(sc, b * 64 + 32 + 2 * r),
-        ),
+        WeightType::Q4_1 | WeightType::Q5_1 => {
+            both(f16_at(sc, b * 64 + 2 * r), f16_at(sc, b * 64 + 32 + 2 * r))
+        }
         WeightType::Q4_K | WeightType::Q5_K => {
             let (s, j) = (b / 8, b % 8);
             let d = f16_at(sc, s * 320 + 2 * r) * f32::from(sc[s * 320 + 64 + j * 16 + r]);

@@ -11,7 +11,9 @@
     unreachable_pub
 )]
 
+mod attention;
 mod common;
+mod math;
 mod matmul;
 mod pack;
 mod pool;

@@ -7,7 +7,13 @@ use crate::common::{Rng, activations, gguf_tensor, isas};
 /// (8 tokens), and a column count of several blocks.
 fn shapes(w: WeightType) -> Vec<(usize, usize, usize)> {
     let k = if w.block_len() == 256 { 512 } else { 96 };
-    vec![(1, k, 1), (17, k, 3), (40, k, 9), (33, 2 * k, 13), (16, k, 8)]
+    vec![
+        (1, k, 1),
+        (17, k, 3),
+        (40, k, 9),
+        (33, 2 * k, 13),
+        (16, k, 8),
+    ]
 }
 
 fn run(isa: Isa, w: &PackedMatrix, x: &[f32], tokens: usize) -> (Vec<f32>, QuantActs) {

@@ -75,11 +75,21 @@ fn repacked_rows_read_back_exactly() {
 fn wrong_sizes_are_typed_errors() {
     let err = PackedMatrix::pack(WeightType::Q4_1, 4, 64, &[0u8; 159]).unwrap_err();
     assert!(
-        matches!(err, KernelError::ByteCount { expected: 160, got: 159, .. }),
+        matches!(
+            err,
+            KernelError::ByteCount {
+                expected: 160,
+                got: 159,
+                ..
+            }
+        ),
         "{err}"
     );
     let err = PackedMatrix::pack(WeightType::Q4_K, 4, 64, &[0u8; 0]).unwrap_err();
-    assert!(matches!(err, KernelError::PartialBlock { block: 256, .. }), "{err}");
+    assert!(
+        matches!(err, KernelError::PartialBlock { block: 256, .. }),
+        "{err}"
+    );
     let err = PackedMatrix::pack(WeightType::Q8_0, usize::MAX / 2, 64, &[]).unwrap_err();
     assert!(matches!(err, KernelError::TooLarge { .. }), "{err}");
     let err = PackedMatrix::pack(WeightType::F32, 1, 0, &[]).unwrap_err();

@@ -38,9 +38,11 @@ fn a_panic_in_a_step_is_an_error_and_the_pool_still_works() {
         .unwrap_err();
     assert!(err.to_string().contains("panicked"), "{err}");
     let count = AtomicUsize::new(0);
-    pool.run(|team| team.for_each(10, |_| {
-        count.fetch_add(1, Ordering::Relaxed);
-    }))
+    pool.run(|team| {
+        team.for_each(10, |_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        })
+    })
     .unwrap();
     assert_eq!(count.load(Ordering::Relaxed), 10);
 }
