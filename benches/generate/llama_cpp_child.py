@@ -6,12 +6,15 @@ Run by tektra-bench-generate with the bench venv's Python:
       Writes a Q4_K_M copy of SRC with llama.cpp's quantizer (requantizing
       the Q4_1 file), to a temporary name renamed to DST when complete.
 
-  llama_cpp_child.py run GGUF PROMPT_FILE N_GEN SPAWNED_NS
-      Loads GGUF with 2 threads, warms up on two tokens, then reads the
-      prompt and generates exactly N_GEN tokens greedily (argmax of the
-      last logits, end-of-sequence not special). Prints one JSON line with
-      the same fields the Rust children print. SPAWNED_NS is the parent's
-      CLOCK_MONOTONIC reading just before it started this process.
+  llama_cpp_child.py run GGUF PROMPT_FILE N_GEN PROMPT_TOKENS N_CTX SPAWNED_NS
+      Loads GGUF with 2 threads and a context of N_CTX, warms up on two
+      tokens, then reads the prompt (which must be PROMPT_TOKENS tokens, as
+      for our tokenizer) in batches of 512 and generates N_GEN tokens
+      greedily (argmax of the last logits; it stops at end-of-sequence as
+      ours does). Prints one JSON line with the same fields the Rust
+      children print, its note naming the CPU features the build uses.
+      SPAWNED_NS is the parent's CLOCK_MONOTONIC reading just before it
+      started this process.
 """
 
 import ctypes
@@ -24,7 +27,6 @@ import llama_cpp
 import numpy as np
 
 THREADS = 2
-PROMPT_TOKENS = 136
 
 
 def quantize(src, dst):
@@ -41,7 +43,7 @@ def quantize(src, dst):
     os.replace(tmp, dst)
 
 
-def run(path, prompt_file, n_gen, spawned_ns):
+def run(path, prompt_file, n_gen, prompt_tokens, n_ctx, spawned_ns):
     with open(prompt_file, encoding="utf-8") as f:
         prompt = f.read().rstrip()
     started = time.perf_counter()
@@ -49,7 +51,7 @@ def run(path, prompt_file, n_gen, spawned_ns):
         model_path=path,
         n_threads=THREADS,
         n_threads_batch=THREADS,
-        n_ctx=512,
+        n_ctx=n_ctx,
         n_batch=512,
         verbose=False,
     )
@@ -70,12 +72,13 @@ def run(path, prompt_file, n_gen, spawned_ns):
     gen_start_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     start = time.perf_counter()
     tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=False)
-    if len(tokens) != PROMPT_TOKENS:
-        sys.exit(f"the prompt is {len(tokens)} tokens for llama.cpp, not {PROMPT_TOKENS}")
+    if len(tokens) != prompt_tokens:
+        sys.exit(f"the prompt is {len(tokens)} tokens for llama.cpp, not {prompt_tokens}")
     llm.eval(tokens)
     out = [last_argmax()]
     first = time.perf_counter()
-    while len(out) < n_gen:
+    eos = llm.token_eos()
+    while len(out) < n_gen and out[-1] != eos:
         llm.eval([out[-1]])
         out.append(last_argmax())
     end = time.perf_counter()
@@ -92,9 +95,10 @@ def run(path, prompt_file, n_gen, spawned_ns):
                 "stop": "max_tokens",
                 "first_token_since_spawn_secs": (gen_start_ns - spawned_ns) / 1e9 + ttft,
                 "text": llm.detokenize(out).decode("utf-8", errors="replace"),
-                "note": "llama.cpp's own timings: prompt %.1f ms for %d tokens, "
+                "note": "system info: %s; llama.cpp's own timings: prompt %.1f ms for %d tokens, "
                 "%d single-token decodes at %.1f tokens/s"
                 % (
+                    llama_cpp.llama_print_system_info().decode().strip(),
                     perf.t_p_eval_ms,
                     perf.n_p_eval,
                     perf.n_eval,
@@ -109,8 +113,8 @@ def main():
     args = sys.argv[1:]
     if len(args) == 3 and args[0] == "quantize":
         quantize(args[1], args[2])
-    elif len(args) == 5 and args[0] == "run":
-        run(args[1], args[2], int(args[3]), int(args[4]))
+    elif len(args) == 7 and args[0] == "run":
+        run(args[1], args[2], int(args[3]), int(args[4]), int(args[5]), int(args[6]))
     else:
         sys.exit(__doc__)
 

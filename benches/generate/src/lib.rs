@@ -1,9 +1,12 @@
 //! The generation benchmark's children: each contender loads a GGUF file,
-//! warms up, reads the fixed 136-token prompt and generates 128 tokens
-//! greedily, in its own process, and prints one JSON [`Report`] line.
+//! warms up, reads a prompt (from a file, so every contender reads the same
+//! text) and generates up to N tokens greedily, in its own process, and
+//! prints one JSON [`Report`] line.
 //!
-//! - `ours`: `tektra_inference::Engine` with the candle backend, as the app
-//!   runs it (memory check, warm-up, sampler, streaming detokenizer).
+//! - `native`: `tektra_inference::Engine` on our own forward pass
+//!   (tektra-kernels), as `tektra run` uses it by default: memory check,
+//!   warm-up, sampler, streaming detokenizer; prompt lookup as asked.
+//! - `candle`: the same Engine on the candle-transformers backend.
 //! - `bare`: candle-transformers' quantized llama called directly: load,
 //!   `forward`, argmax, nothing else (our tokenizer, so the inputs match).
 //! - `mistralrs`: the Engine with the mistral.rs backend (only in the
@@ -15,7 +18,6 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -29,15 +31,30 @@ use tektra_inference::{
 use tektra_tokenizers::TextTokenizer;
 use tokio_util::sync::CancellationToken;
 
-/// Tokens in the fixture prompt, with our tokenizer.
+/// Tokens in the standard prompt, with our tokenizer.
 pub const PROMPT_TOKENS: usize = 136;
-/// Tokens every contender generates.
-pub const GENERATED: usize = 128;
 
-/// The fixture prompt: `fixtures/prompt.txt` without trailing whitespace.
+/// The standard prompt: `fixtures/prompt.txt` without trailing whitespace.
 #[must_use]
 pub fn prompt() -> &'static str {
     include_str!("../fixtures/prompt.txt").trim_end()
+}
+
+/// What one child is asked to do (its command line after `child`).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// `native`, `candle`, `bare` or `mistralrs`.
+    pub contender: String,
+    /// The GGUF file.
+    pub model: std::path::PathBuf,
+    /// The prompt, read from a file.
+    pub prompt: String,
+    /// Tokens to generate at most.
+    pub generate: usize,
+    /// Prompt-lookup draft length (0: off).
+    pub lookup: usize,
+    /// The parent's [`monotonic_ns`] just before it started this process.
+    pub spawned_ns: u64,
 }
 
 /// Nanoseconds on `CLOCK_MONOTONIC`, which is the same clock in every
@@ -83,24 +100,34 @@ pub struct Report {
     pub note: String,
 }
 
-/// Runs `contender` on `path`; `spawned_ns` is the parent's
-/// [`monotonic_ns`] just before it started this process.
-pub fn run_child(contender: &str, path: &Path, spawned_ns: u64) -> Result<Report> {
-    match contender {
-        "ours" => engine(BackendKind::Candle, path, spawned_ns),
-        "mistralrs" => engine(BackendKind::Mistralrs, path, spawned_ns),
-        "bare" => bare(path, spawned_ns),
-        other => bail!("unknown contender {other}: ours, bare or mistralrs"),
+/// Runs one child job.
+pub fn run_child(job: &Job) -> Result<Report> {
+    match job.contender.as_str() {
+        "native" => engine(BackendKind::Native, job),
+        "candle" => engine(BackendKind::Candle, job),
+        "mistralrs" => engine(BackendKind::Mistralrs, job),
+        "bare" => bare(job),
+        other => bail!("unknown contender {other}: native, candle, bare or mistralrs"),
     }
 }
 
-/// The child entry point: `child CONTENDER GGUF SPAWNED_NS`.
+/// The child entry point: `child CONTENDER GGUF PROMPT_FILE N_GEN LOOKUP SPAWNED_NS`.
 pub fn child_main(args: &[String]) -> Result<()> {
-    let [_, contender, path, spawned] = args else {
-        bail!("usage: child ours|bare|mistralrs GGUF SPAWNED_NS");
+    let [_, contender, model, prompt_file, generate, lookup, spawned] = args else {
+        bail!("usage: child native|candle|bare|mistralrs GGUF PROMPT_FILE N_GEN LOOKUP SPAWNED_NS");
     };
-    let spawned: u64 = spawned.parse().context("SPAWNED_NS")?;
-    let report = run_child(contender, Path::new(path), spawned)?;
+    let job = Job {
+        contender: contender.clone(),
+        model: model.into(),
+        prompt: std::fs::read_to_string(prompt_file)
+            .with_context(|| format!("reading {prompt_file}"))?
+            .trim_end()
+            .to_owned(),
+        generate: generate.parse().context("N_GEN")?,
+        lookup: lookup.parse().context("LOOKUP")?,
+        spawned_ns: spawned.parse().context("SPAWNED_NS")?,
+    };
+    let report = run_child(&job)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
@@ -111,7 +138,7 @@ fn secs_between(from_ns: u64, to_ns: u64) -> f64 {
 }
 
 /// Our Engine, loaded and run as the app does, greedy.
-fn engine(backend: BackendKind, path: &Path, spawned_ns: u64) -> Result<Report> {
+fn engine(backend: BackendKind, job: &Job) -> Result<Report> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -123,7 +150,7 @@ fn engine(backend: BackendKind, path: &Path, spawned_ns: u64) -> Result<Report> 
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let mut engine = runtime.block_on(Engine::load(
-        &ModelRef::File(path.to_path_buf()),
+        &ModelRef::File(job.model.clone()),
         &options,
         tektra_progress::silent(),
         &cancel,
@@ -131,9 +158,11 @@ fn engine(backend: BackendKind, path: &Path, spawned_ns: u64) -> Result<Report> 
     let load_secs = started.elapsed().as_secs_f64();
     let mut text = String::new();
     let gen_start_ns = monotonic_ns();
+    let mut sampling = Sampling::greedy(job.generate);
+    sampling.prompt_lookup = job.lookup;
     let stats = engine.generate(
-        &Prompt::Text(prompt().to_owned()),
-        &Sampling::greedy(GENERATED),
+        &Prompt::Text(job.prompt.clone()),
+        &sampling,
         &mut |piece| text.push_str(piece),
         &cancel,
     )?;
@@ -151,7 +180,7 @@ fn engine(backend: BackendKind, path: &Path, spawned_ns: u64) -> Result<Report> 
         prompt_tokens: stats.prompt_tokens,
         generated: stats.generated_tokens,
         stop: stop.to_owned(),
-        first_token_since_spawn_secs: secs_between(spawned_ns, gen_start_ns) + ttft,
+        first_token_since_spawn_secs: secs_between(job.spawned_ns, gen_start_ns) + ttft,
         text,
         note: format!(
             "warm-up {:.0} ms",
@@ -166,7 +195,8 @@ fn argmax(logits: &Tensor) -> Result<u32> {
 }
 
 /// candle-transformers' quantized llama with nothing around it.
-fn bare(path: &Path, spawned_ns: u64) -> Result<Report> {
+fn bare(job: &Job) -> Result<Report> {
+    let path = job.model.as_path();
     let started = Instant::now();
     let device = Device::Cpu;
     let mut reader =
@@ -181,11 +211,11 @@ fn bare(path: &Path, spawned_ns: u64) -> Result<Report> {
 
     let gen_start_ns = monotonic_ns();
     let start = Instant::now();
-    let tokens = tokenizer.encode(prompt(), true)?;
+    let tokens = tokenizer.encode(&job.prompt, true)?;
     let input = Tensor::new(tokens.as_slice(), &device)?.unsqueeze(0)?;
     let mut out = vec![argmax(&model.forward(&input, 0)?)?];
     let first = Instant::now();
-    while out.len() < GENERATED {
+    while out.len() < job.generate {
         let last = out[out.len() - 1];
         let pos = tokens.len() + out.len() - 1;
         let input = Tensor::new(&[last], &device)?.unsqueeze(0)?;
@@ -202,7 +232,7 @@ fn bare(path: &Path, spawned_ns: u64) -> Result<Report> {
         prompt_tokens: tokens.len(),
         generated: out.len(),
         stop: "max_tokens".to_owned(),
-        first_token_since_spawn_secs: secs_between(spawned_ns, gen_start_ns) + ttft,
+        first_token_since_spawn_secs: secs_between(job.spawned_ns, gen_start_ns) + ttft,
         text: tokenizer.decode(&out, true)?,
         note: String::new(),
     })

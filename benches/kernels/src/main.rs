@@ -14,61 +14,23 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
+use tektra_bench_support::{read_bandwidth, time};
 use tektra_kernels::ops::{self, MatJob};
 use tektra_kernels::{Isa, PackedMatrix, Pool, QuantActs, SharedBuf, WeightType};
 
 const THREADS: usize = 2;
-const SHAPES: [(usize, usize); 5] = [(576, 576), (576, 960), (1536, 576), (576, 3072), (576, 49152)];
+const SHAPES: [(usize, usize); 5] = [
+    (576, 576),
+    (576, 960),
+    (1536, 576),
+    (576, 3072),
+    (576, 49152),
+];
 const BATCH: usize = 136;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Seconds per call of `f`, median of `reps` timed batches of `inner` calls.
-fn time(reps: usize, inner: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let samples = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..inner {
-                f();
-            }
-            t.elapsed().as_secs_f64() / inner as f64
-        })
-        .collect();
-    median(samples)
-}
-
-/// GB/s of summing `bytes` of memory with `threads` threads.
-fn read_bandwidth(bytes: usize, threads: usize) -> f64 {
-    let words = bytes / 8;
-    let data: Vec<u64> = (0..words as u64).map(|i| i.wrapping_mul(0x9E37_79B9)).collect();
-    let chunk = words.div_ceil(threads);
-    let secs = time(5, 1, || {
-        std::thread::scope(|s| {
-            for part in data.chunks(chunk) {
-                s.spawn(move || {
-                    // Four independent sums so the loop is load-bound.
-                    let mut acc = [0u64; 4];
-                    for c in part.chunks_exact(4) {
-                        for k in 0..4 {
-                            acc[k] = acc[k].wrapping_add(c[k]);
-                        }
-                    }
-                    black_box(acc);
-                });
-            }
-        });
-    });
-    bytes as f64 / secs / 1e9
-}
 
 fn candle_type(w: WeightType) -> GgmlDType {
     match w {
@@ -88,14 +50,21 @@ struct Case {
 
 fn case(w: WeightType, k: usize, n: usize) -> Result<Case> {
     let values: Vec<f32> = (0..k * n)
-        .map(|i| ((i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+        .map(|i| {
+            ((i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+                - 0.5
+        })
         .collect();
     let t = Tensor::from_vec(values, (n, k), &Device::Cpu)?;
     let q = QTensor::quantize(&t, candle_type(w))?;
     let raw = q.data()?;
     let ours = PackedMatrix::pack(w, n, k, &raw)?;
     let bytes = raw.len();
-    Ok(Case { ours, theirs: QMatMul::from_qtensor(q)?, bytes })
+    Ok(Case {
+        ours,
+        theirs: QMatMul::from_qtensor(q)?,
+        bytes,
+    })
 }
 
 /// Seconds of one product over `tokens` tokens on our kernels.
@@ -113,7 +82,14 @@ fn ours(pool: &Pool, isa: Isa, c: &Case, tokens: usize, reps: usize, inner: usiz
         time(reps, inner, || {
             pool.run(|team| {
                 ops::quantize(team, isa, &x, k, tokens, &acts);
-                let job = MatJob { w: &c.ours, out: &out, ld: n, offset: 0, accumulate: false, bias: None };
+                let job = MatJob {
+                    w: &c.ours,
+                    out: &out,
+                    ld: n,
+                    offset: 0,
+                    accumulate: false,
+                    bias: None,
+                };
                 ops::matmul(team, isa, &[job], &acts, &x, tokens);
             })
             .unwrap_or_else(|e| panic!("{e}"));
@@ -124,7 +100,9 @@ fn ours(pool: &Pool, isa: Isa, c: &Case, tokens: usize, reps: usize, inner: usiz
 fn theirs(c: &Case, tokens: usize, reps: usize, inner: usize) -> Result<f64> {
     let k = c.ours.cols();
     let x = Tensor::from_vec(
-        (0..tokens * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect::<Vec<_>>(),
+        (0..tokens * k)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect::<Vec<_>>(),
         (tokens, k),
         &Device::Cpu,
     )?;
@@ -134,19 +112,32 @@ fn theirs(c: &Case, tokens: usize, reps: usize, inner: usize) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
-    println!("candle threads: {} (RAYON_NUM_THREADS)", std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into()));
+    println!(
+        "candle 0.10.2 as its users build it (x86-64 baseline: its quantized kernels pick SIMD at compile time; ours at run time); candle threads: {} (RAYON_NUM_THREADS)",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into())
+    );
     let bw96 = read_bandwidth(96 << 20, THREADS);
     let bw96_1 = read_bandwidth(96 << 20, 1);
     let bw1g = read_bandwidth(1 << 30, THREADS);
     let bw1g_1 = read_bandwidth(1 << 30, 1);
-    println!("read bandwidth: 96 MB {bw96_1:.1} GB/s (1 thread) {bw96:.1} GB/s (2 threads); 1 GiB {bw1g_1:.1} / {bw1g:.1} GB/s");
+    println!(
+        "read bandwidth: 96 MB {bw96_1:.1} GB/s (1 thread) {bw96:.1} GB/s (2 threads); 1 GiB {bw1g_1:.1} / {bw1g:.1} GB/s"
+    );
     let pool = Pool::new(THREADS)?;
     let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.supported()).collect();
     for isa in Isa::ALL.into_iter().filter(|i| !i.supported()) {
         println!("NOT RUN: the {isa} path (this CPU lacks it)");
     }
-    println!("\nmatrix-vector, GB/s of weights (share of the 96 MB 2-thread bandwidth), candle QMatMul, ratio");
-    for w in [WeightType::Q4_1, WeightType::Q5_0, WeightType::Q8_0, WeightType::Q4_K, WeightType::Q6_K] {
+    println!(
+        "\nmatrix-vector, GB/s of weights (share of the 96 MB 2-thread bandwidth), candle QMatMul, ratio"
+    );
+    for w in [
+        WeightType::Q4_1,
+        WeightType::Q5_0,
+        WeightType::Q8_0,
+        WeightType::Q4_K,
+        WeightType::Q6_K,
+    ] {
         for (k, n) in SHAPES {
             if w.block_len() == 256 && k % 256 != 0 {
                 continue;
@@ -158,13 +149,24 @@ fn main() -> Result<()> {
             let mut line = format!("{w:5} {k:5}x{n:<6} candle {:7.2} GB/s", gb(t_theirs));
             for &isa in &isas {
                 let t = ours(&pool, isa, &c, 1, 7, inner);
-                line += &format!(" | {isa:6} {:7.2} GB/s ({:4.0}%) x{:5.2}", gb(t), 100.0 * gb(t) / bw96, t_theirs / t);
+                line += &format!(
+                    " | {isa:6} {:7.2} GB/s ({:4.0}%) x{:5.2}",
+                    gb(t),
+                    100.0 * gb(t) / bw96,
+                    t_theirs / t
+                );
             }
             println!("{line}");
         }
     }
     println!("\nmatrix-matrix, {BATCH} tokens, GMAC/s, candle QMatMul, ratio");
-    for w in [WeightType::Q4_1, WeightType::Q5_0, WeightType::Q8_0, WeightType::Q4_K, WeightType::Q6_K] {
+    for w in [
+        WeightType::Q4_1,
+        WeightType::Q5_0,
+        WeightType::Q8_0,
+        WeightType::Q4_K,
+        WeightType::Q6_K,
+    ] {
         for (k, n) in SHAPES {
             if w.block_len() == 256 && k % 256 != 0 {
                 continue;
@@ -173,10 +175,17 @@ fn main() -> Result<()> {
             let macs = (k * n * BATCH) as f64;
             let inner = (2e9 / macs).clamp(1.0, 200.0) as usize;
             let t_theirs = theirs(&c, BATCH, 3, inner)?;
-            let mut line = format!("{w:5} {k:5}x{n:<6} candle {:7.1} GMAC/s", macs / t_theirs / 1e9);
+            let mut line = format!(
+                "{w:5} {k:5}x{n:<6} candle {:7.1} GMAC/s",
+                macs / t_theirs / 1e9
+            );
             for &isa in &isas {
                 let t = ours(&pool, isa, &c, BATCH, 3, inner);
-                line += &format!(" | {isa:6} {:7.1} GMAC/s x{:5.2}", macs / t / 1e9, t_theirs / t);
+                line += &format!(
+                    " | {isa:6} {:7.1} GMAC/s x{:5.2}",
+                    macs / t / 1e9,
+                    t_theirs / t
+                );
             }
             println!("{line}");
         }

@@ -1,12 +1,15 @@
 //! What the benchmarks under `benches/` share: [`run`] a child to the end and
 //! read what the kernel accounted for it, and [`Served`], a `tektra serve`
-//! for the length of a run.
+//! for the length of a run, and [`read_bandwidth`], the ceiling a
+//! memory-bound kernel is measured against.
 //!
 //! Errors are plain strings: a benchmark prints them and stops.
 
+mod bandwidth;
 mod measure;
 mod serve;
 
+pub use bandwidth::{median, read_bandwidth, time};
 pub use measure::{Cost, run};
 pub use serve::Served;
 
