@@ -7,7 +7,7 @@
 //! wrong one is a bug, caught by an assertion, which the pool turns into
 //! an error rather than undefined behaviour.
 
-use crate::attention::{self, KvCache, Partial, ROWS, Scratch, Visible};
+use crate::attention::{self, KEY_BLOCK, KvCache, Partial, ROWS, Scratch, Visible};
 use crate::math::{self, Gate};
 use crate::matmul::{self, Out};
 use crate::pack::PANEL;
@@ -356,6 +356,8 @@ struct ThreadScratch {
 /// Keys per segment of a split attention (flash-decoding): long contexts
 /// are split so both threads work on one token's attention.
 const SEGMENT: usize = 512;
+/// Keys per segment at least when segments are made to balance threads.
+const MIN_SEGMENT: usize = 64;
 
 impl AttnBuffers {
     /// Room for steps of up to `tokens` tokens over `context` positions.
@@ -451,12 +453,22 @@ pub fn attention(
     let last = a.pos0 + a.tokens - 1;
     let first_key = |row_pos: usize| a.window.map_or(0, |w| (row_pos + 1).saturating_sub(w));
     let lo_all = first_key(a.pos0);
-    let segs = ((last + 1 - lo_all).div_ceil(buf.segment)).max(1);
+    let stride = ROWS * (hd + 2);
+    // Key segments: at most `buf.segment` keys each, and, when there are
+    // fewer (KV head, row block) pairs than threads can share evenly (one
+    // token over 3 KV heads on 2 threads is a 2:1 split), more segments of
+    // at least MIN_SEGMENT keys, as many as the partials buffer holds.
+    let span = last + 1 - lo_all;
+    let pairs = nkv * blocks;
+    let wanted = (4 * team.threads()).div_ceil(pairs).min(span.div_ceil(MIN_SEGMENT));
+    let room = buf.parts.len() / stride / pairs;
+    let segs = span.div_ceil(buf.segment).max(wanted.min(room)).max(1);
+    let seg_len = span.div_ceil(segs).next_multiple_of(KEY_BLOCK);
+    let segs = span.div_ceil(seg_len).max(1);
     // SAFETY: buf.q is not written during this op.
     let q = unsafe { buf.q.read() };
     let pp = buf.parts.ptr();
     let op = out.ptr();
-    let stride = ROWS * (hd + 2);
     assert!(buf.parts.len() >= nkv * blocks * segs * stride || segs == 1);
     assert!(
         buf.per_thread.len() >= team.threads(),
@@ -489,8 +501,8 @@ pub fn attention(
                 hi: p,
             });
         }
-        let k0 = lo_all + s * buf.segment;
-        let k1 = (k0 + buf.segment).min(last + 1);
+        let k0 = lo_all + s * seg_len;
+        let k1 = (k0 + seg_len).min(last + 1);
         part.reset();
         attention::attend(
             isa,
