@@ -59,26 +59,34 @@ fn files() -> Vec<(&'static str, PathBuf)> {
 /// when a matrix is built, so the model is built on threads born while it
 /// is set: a runtime of its own on a new thread.
 #[allow(unsafe_code)]
-fn exact_logits(model: &PathBuf, tokens: &[u32]) -> Vec<Vec<f32>> {
+fn with_exact_model<T: Send + 'static>(
+    model: &PathBuf,
+    f: impl FnOnce(&mut Engine) -> T + Send + 'static,
+) -> T {
     // SAFETY: nextest runs each test in its own process and nothing else
     // runs in this one while the variable is set.
     unsafe { std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1") };
-    let (model, tokens) = (model.clone(), tokens.to_vec());
-    let rows = std::thread::spawn(move || {
+    let model = model.clone();
+    let out = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
             let mut e = engine(&model, BackendKind::Candle, None).await;
-            logits_at_every_position(&mut e, &tokens)
+            f(&mut e)
         })
     })
     .join()
     .unwrap();
     // SAFETY: as above.
     unsafe { std::env::remove_var("CANDLE_DEQUANTIZE_ALL") };
-    rows
+    out
+}
+
+fn exact_logits(model: &PathBuf, tokens: &[u32]) -> Vec<Vec<f32>> {
+    let tokens = tokens.to_vec();
+    with_exact_model(model, move |e| logits_at_every_position(e, &tokens))
 }
 
 fn mean_cosine(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
@@ -214,29 +222,40 @@ async fn greedy_128_tokens_equal_candle_on_every_isa() {
     }
 }
 
-/// Perplexity on the 300-token English text of the KL fixtures. (The
-/// 100-token paragraph is too short a sample: there two correct int8
-/// paths differ by up to 2% from each other and from the exact f32
-/// computation; on this text both stay within 0.35% of each other.)
+/// Perplexity on the 300-token English text of the KL fixtures, against
+/// the model the file defines (every weight dequantized, f32 arithmetic):
+/// ours within 0.5% of it beyond what candle's quantized path is off by.
+/// Both int8 paths sit above the exact figure (on Q4_K_M by about 1.1%,
+/// the price of 8-bit activations), and candle's moves with how it is
+/// compiled (at the x86-64 baseline its Q4_1 is 0.8% off, ours 0.05%), so
+/// the exact model is the fixed point. (The 100-token paragraph is too
+/// short a sample: correct paths differ there by up to 2%.)
 #[tokio::test]
-async fn perplexity_is_within_half_a_percent_of_candle() {
+async fn perplexity_is_within_half_a_percent_of_the_exact_model() {
     let text = include_str!("../fixtures/kl_text.txt");
     for (label, file) in files() {
         let cancel = CancellationToken::new();
-        let want = engine(&file, BackendKind::Candle, None)
+        let candle = engine(&file, BackendKind::Candle, None)
             .await
             .perplexity(text, &cancel)
             .unwrap();
-        let got = engine(&file, BackendKind::Native, None)
+        let ours = engine(&file, BackendKind::Native, None)
             .await
             .perplexity(text, &cancel)
             .unwrap();
-        let rel = (got - want).abs() / want;
+        let exact = with_exact_model(&file, move |e| {
+            e.perplexity(text, &CancellationToken::new()).unwrap()
+        });
+        let off = |x: f64| (x - exact).abs() / exact;
         println!(
-            "{label}: perplexity native {got:.4}, candle {want:.4} ({:.3}%)",
-            rel * 100.0
+            "{label}: perplexity exact {exact:.4}, native {ours:.4} ({:.3}% off), candle {candle:.4} ({:.3}% off)",
+            off(ours) * 100.0,
+            off(candle) * 100.0
         );
-        assert!(rel < 0.005, "{label}: {got} vs {want}");
+        assert!(
+            off(ours) < off(candle) + 0.005,
+            "{label}: ours {ours}, candle {candle}, exact {exact}"
+        );
     }
 }
 
