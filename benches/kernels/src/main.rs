@@ -11,7 +11,8 @@
 //!
 //! Each product includes quantizing the activations, as both libraries do
 //! per call. Times are the median of repeated runs after a warm-up.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+// A benchmark reports on the terminal and stops at the first failure.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::panic)]
 
 use std::hint::black_box;
 

@@ -251,11 +251,11 @@ fn weigh_values(
     match isa {
         // SAFETY: the Isa value exists only when the CPU has the features;
         // the lengths were checked above.
-        Isa::Avx512 if hd % 16 == 0 => {
+        Isa::Avx512 if hd.is_multiple_of(16) => {
             return unsafe { x86::weigh_avx512(p, correction, rows, n, v, hd, o) };
         }
         // SAFETY: as above.
-        Isa::Avx2 if hd % 8 == 0 => {
+        Isa::Avx2 if hd.is_multiple_of(8) => {
             return unsafe { x86::weigh_avx2(p, correction, rows, n, v, hd, o) };
         }
         _ => {}
@@ -404,9 +404,9 @@ mod x86 {
                     let out = o.add(r * hd + d);
                     let mut acc =
                         _mm256_mul_ps(_mm256_loadu_ps(out), _mm256_set1_ps(correction[r]));
-                    for j in 0..n {
+                    for (j, &pj) in p[r].iter().enumerate().take(n) {
                         let vj = _mm256_loadu_ps(v.add(j * hd + d));
-                        acc = _mm256_fmadd_ps(_mm256_set1_ps(p[r][j]), vj, acc);
+                        acc = _mm256_fmadd_ps(_mm256_set1_ps(pj), vj, acc);
                     }
                     _mm256_storeu_ps(out, acc);
                     d += 8;

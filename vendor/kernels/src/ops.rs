@@ -460,7 +460,9 @@ pub fn attention(
     // at least MIN_SEGMENT keys, as many as the partials buffer holds.
     let span = last + 1 - lo_all;
     let pairs = nkv * blocks;
-    let wanted = (4 * team.threads()).div_ceil(pairs).min(span.div_ceil(MIN_SEGMENT));
+    let wanted = (4 * team.threads())
+        .div_ceil(pairs)
+        .min(span.div_ceil(MIN_SEGMENT));
     let room = buf.parts.len() / stride / pairs;
     let segs = span.div_ceil(buf.segment).max(wanted.min(room)).max(1);
     let seg_len = span.div_ceil(segs).next_multiple_of(KEY_BLOCK);

@@ -210,10 +210,10 @@ fn worker(s: &Shared, id: usize) {
         }
         seen = s.step.load(Ordering::Acquire);
         let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(job) = job {
-            if let Err(msg) = execute(s, id, job) {
-                *s.panicked.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
-            }
+        if let Some(job) = job
+            && let Err(msg) = execute(s, id, job)
+        {
+            *s.panicked.lock().unwrap_or_else(|e| e.into_inner()) = Some(msg);
         }
         s.finished.fetch_add(1, Ordering::Release);
     }
@@ -252,6 +252,9 @@ impl Team<'_> {
                 // Leave the barrier count consistent for the next step.
                 s.arrived.store(0, Ordering::Relaxed);
                 s.sense.store(sense, Ordering::Release);
+                // Unwinds this thread out of the step too; `execute` catches
+                // it and the step returns the first thread's error.
+                #[allow(clippy::panic)]
                 std::panic::panic_any(String::from("another kernel thread panicked"));
             }
             spins += 1;

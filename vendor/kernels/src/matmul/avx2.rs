@@ -368,7 +368,7 @@ impl Fmt for Q6K {
             let (lo, hi) = nibbles(vals, b, g, hf);
             let h = _mm256_load_si256(high.add(b * 128 + (g / 2) * 64 + 32 * hf).cast());
             let bits = |m: i8| _mm256_and_si256(h, _mm256_set1_epi8(m));
-            let (top_lo, top_hi) = if g % 2 == 0 {
+            let (top_lo, top_hi) = if g.is_multiple_of(2) {
                 (
                     _mm256_slli_epi16(bits(0x03), 4),
                     _mm256_slli_epi16(bits(0x0C), 2),

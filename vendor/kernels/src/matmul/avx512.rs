@@ -338,7 +338,7 @@ impl Fmt for Q6K {
             let (lo, hi) = nibbles(vals, b, g);
             let h = _mm512_load_si512(high.add(b * 128 + (g / 2) * 64).cast());
             let bits = |m: i8| _mm512_and_si512(h, _mm512_set1_epi8(m));
-            let (top_lo, top_hi) = if g % 2 == 0 {
+            let (top_lo, top_hi) = if g.is_multiple_of(2) {
                 (
                     _mm512_slli_epi16(bits(0x03), 4),
                     _mm512_slli_epi16(bits(0x0C), 2),

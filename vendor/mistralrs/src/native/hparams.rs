@@ -199,13 +199,13 @@ impl Hparams {
                 format!("head size {head_dim} is not an even number up to {MAX_HEAD_DIM}"),
             ));
         }
-        if let Some(v) = m.count_opt("attention.value_length", MAX_HEAD_DIM)? {
-            if v != head_dim {
-                return Err(m.bad(
-                    &m.key("attention.value_length"),
-                    format!("{v} differs from the key length {head_dim} (not supported)"),
-                ));
-            }
+        if let Some(v) = m.count_opt("attention.value_length", MAX_HEAD_DIM)?
+            && v != head_dim
+        {
+            return Err(m.bad(
+                &m.key("attention.value_length"),
+                format!("{v} differs from the key length {head_dim} (not supported)"),
+            ));
         }
         let context = m.count_opt("context_length", 1 << 24)?.unwrap_or(4096);
         let eps = m

@@ -86,12 +86,12 @@ pub fn smollm2_q4_k_m() -> std::path::PathBuf {
         let want = if dims.len() < 2 || name == "token_embd.weight" {
             None
         } else if name.contains("ffn_down") {
-            Some(if layer % 3 == 0 {
+            Some(if layer.is_multiple_of(3) {
                 GgmlDType::Q6K
             } else {
                 GgmlDType::Q4K
             })
-        } else if name.contains("attn_v") && layer % 2 == 0 {
+        } else if name.contains("attn_v") && layer.is_multiple_of(2) {
             Some(GgmlDType::Q8_0)
         } else {
             Some(GgmlDType::Q5_0)

@@ -1,20 +1,20 @@
 //! The native path against the candle-transformers reference path on the
 //! SmolLM2 files, on every instruction-set path this CPU has.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tektra_inference::{BackendKind, Engine, Error, Isa, ModelRef, Prompt, Sampling, Sink};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
 
-async fn engine(model: &PathBuf, backend: BackendKind, isa: Option<Isa>) -> Engine {
+async fn engine(model: &Path, backend: BackendKind, isa: Option<Isa>) -> Engine {
     let mut options = offline_options();
     options.backend = backend;
     options.isa = isa;
     options.warm_up = false;
     Engine::load(
-        &ModelRef::File(model.clone()),
+        &ModelRef::File(model.to_path_buf()),
         &options,
         tektra_progress::silent(),
         &CancellationToken::new(),
@@ -60,13 +60,13 @@ fn files() -> Vec<(&'static str, PathBuf)> {
 /// is set: a runtime of its own on a new thread.
 #[allow(unsafe_code)]
 fn with_exact_model<T: Send + 'static>(
-    model: &PathBuf,
+    model: &Path,
     f: impl FnOnce(&mut Engine) -> T + Send + 'static,
 ) -> T {
     // SAFETY: nextest runs each test in its own process and nothing else
     // runs in this one while the variable is set.
     unsafe { std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1") };
-    let model = model.clone();
+    let model = model.to_path_buf();
     let out = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -84,7 +84,7 @@ fn with_exact_model<T: Send + 'static>(
     out
 }
 
-fn exact_logits(model: &PathBuf, tokens: &[u32]) -> Vec<Vec<f32>> {
+fn exact_logits(model: &Path, tokens: &[u32]) -> Vec<Vec<f32>> {
     let tokens = tokens.to_vec();
     with_exact_model(model, move |e| logits_at_every_position(e, &tokens))
 }
@@ -132,7 +132,7 @@ async fn prompt_logits_match_candle_on_every_isa() {
 /// between candle's int8 logits and the exact f32 model's there (the
 /// noise of an int8 path), and whether the exact model prefers ours or
 /// has the two within three times that noise.
-fn near_tie(reference: &mut Engine, file: &PathBuf, tokens: &[u32], ours: u32) -> (f32, f32, bool) {
+fn near_tie(reference: &mut Engine, file: &Path, tokens: &[u32], ours: u32) -> (f32, f32, bool) {
     let rows = logits_at_every_position(reference, tokens);
     let c = rows.last().unwrap();
     let theirs = tektra_inference::argmax(c) as usize;

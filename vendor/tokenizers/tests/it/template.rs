@@ -309,9 +309,14 @@ fn a_runaway_template_is_stopped_by_its_fuel() {
     let err = hostile.render(&[Message::user("x")], false).unwrap_err();
     println!("stopped after {:?}: {err}", started.elapsed());
     assert!(matches!(err, Error::TemplateRender { .. }), "{err}");
-    assert!(err.to_string().to_lowercase().contains("fuel") || format!("{err:?}").contains("OutOfFuel"), "{err:?}");
+    assert!(
+        err.to_string().to_lowercase().contains("fuel") || format!("{err:?}").contains("OutOfFuel"),
+        "{err:?}"
+    );
     // Normal templates over a long conversation stay well inside it.
     let chatml = ChatTemplate::new(CHATML).unwrap();
-    let long: Vec<Message> = (0..500).map(|i| Message::user(format!("message {i}"))).collect();
+    let long: Vec<Message> = (0..500)
+        .map(|i| Message::user(format!("message {i}")))
+        .collect();
     assert!(chatml.render(&long, true).is_ok());
 }
