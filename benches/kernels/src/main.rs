@@ -43,6 +43,21 @@ fn candle_type(w: WeightType) -> GgmlDType {
     }
 }
 
+/// Every (type, K, N) measured: SmolLM2's shapes in the types its files
+/// use, K-quants only where K is a multiple of their 256-column blocks.
+fn cases() -> impl Iterator<Item = (WeightType, usize, usize)> {
+    [
+        WeightType::Q4_1,
+        WeightType::Q5_0,
+        WeightType::Q8_0,
+        WeightType::Q4_K,
+        WeightType::Q6_K,
+    ]
+    .into_iter()
+    .flat_map(|w| SHAPES.into_iter().map(move |(k, n)| (w, k, n)))
+    .filter(|(w, k, _)| w.block_len() != 256 || k % 256 == 0)
+}
+
 struct Case {
     ours: PackedMatrix,
     theirs: QMatMul,
@@ -132,64 +147,42 @@ fn main() -> Result<()> {
     println!(
         "\nmatrix-vector, GB/s of weights (share of the 96 MB 2-thread bandwidth), candle QMatMul, ratio"
     );
-    for w in [
-        WeightType::Q4_1,
-        WeightType::Q5_0,
-        WeightType::Q8_0,
-        WeightType::Q4_K,
-        WeightType::Q6_K,
-    ] {
-        for (k, n) in SHAPES {
-            if w.block_len() == 256 && k % 256 != 0 {
-                continue;
-            }
-            let c = case(w, k, n)?;
-            let inner = (200_000_000 / c.bytes.max(1)).clamp(1, 2000);
-            let t_theirs = theirs(&c, 1, 7, inner)?;
-            let gb = |t: f64| c.bytes as f64 / t / 1e9;
-            let mut line = format!("{w:5} {k:5}x{n:<6} candle {:7.2} GB/s", gb(t_theirs));
-            for &isa in &isas {
-                let t = ours(&pool, isa, &c, 1, 7, inner);
-                line += &format!(
-                    " | {isa:6} {:7.2} GB/s ({:4.0}%) x{:5.2}",
-                    gb(t),
-                    100.0 * gb(t) / bw96,
-                    t_theirs / t
-                );
-            }
-            println!("{line}");
+    for (w, k, n) in cases() {
+        let c = case(w, k, n)?;
+        let inner = (200_000_000 / c.bytes.max(1)).clamp(1, 2000);
+        let t_theirs = theirs(&c, 1, 7, inner)?;
+        let gb = |t: f64| c.bytes as f64 / t / 1e9;
+        let mut line = format!("{w:5} {k:5}x{n:<6} candle {:7.2} GB/s", gb(t_theirs));
+        for &isa in &isas {
+            let t = ours(&pool, isa, &c, 1, 7, inner);
+            line += &format!(
+                " | {isa:6} {:7.2} GB/s ({:4.0}%) x{:5.2}",
+                gb(t),
+                100.0 * gb(t) / bw96,
+                t_theirs / t
+            );
         }
+        println!("{line}");
     }
     println!("\nmatrix-matrix, {BATCH} tokens, GMAC/s, candle QMatMul, ratio");
-    for w in [
-        WeightType::Q4_1,
-        WeightType::Q5_0,
-        WeightType::Q8_0,
-        WeightType::Q4_K,
-        WeightType::Q6_K,
-    ] {
-        for (k, n) in SHAPES {
-            if w.block_len() == 256 && k % 256 != 0 {
-                continue;
-            }
-            let c = case(w, k, n)?;
-            let macs = (k * n * BATCH) as f64;
-            let inner = (2e9 / macs).clamp(1.0, 200.0) as usize;
-            let t_theirs = theirs(&c, BATCH, 3, inner)?;
-            let mut line = format!(
-                "{w:5} {k:5}x{n:<6} candle {:7.1} GMAC/s",
-                macs / t_theirs / 1e9
+    for (w, k, n) in cases() {
+        let c = case(w, k, n)?;
+        let macs = (k * n * BATCH) as f64;
+        let inner = (2e9 / macs).clamp(1.0, 200.0) as usize;
+        let t_theirs = theirs(&c, BATCH, 3, inner)?;
+        let mut line = format!(
+            "{w:5} {k:5}x{n:<6} candle {:7.1} GMAC/s",
+            macs / t_theirs / 1e9
+        );
+        for &isa in &isas {
+            let t = ours(&pool, isa, &c, BATCH, 3, inner);
+            line += &format!(
+                " | {isa:6} {:7.1} GMAC/s x{:5.2}",
+                macs / t / 1e9,
+                t_theirs / t
             );
-            for &isa in &isas {
-                let t = ours(&pool, isa, &c, BATCH, 3, inner);
-                line += &format!(
-                    " | {isa:6} {:7.1} GMAC/s x{:5.2}",
-                    macs / t / 1e9,
-                    t_theirs / t
-                );
-            }
-            println!("{line}");
         }
+        println!("{line}");
     }
     Ok(())
 }

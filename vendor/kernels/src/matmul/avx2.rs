@@ -178,7 +178,6 @@ macro_rules! offset_format {
                 g: usize,
                 hf: usize,
             ) -> (__m256i, __m256i) {
-                let _ = high;
                 unsafe { $pair(vals, high, b, g, hf) }
             }
             #[inline(always)]

@@ -15,7 +15,6 @@ pub use rope::{Rope, RopeStyle};
 
 use crate::math::{self, Gate};
 use crate::matmul::{self, Out};
-use crate::pack::PANEL;
 use crate::{Isa, PackedMatrix, QuantActs, SharedBuf, Team};
 
 /// One matrix of a (possibly fused) product: `out[t * ld + offset + r]`.
@@ -96,7 +95,6 @@ pub fn matmul(
             first += p;
         }
     });
-    let _ = PANEL;
 }
 
 /// For tokens `first..first + tokens` of `x`: `normed = rms_norm(x) * w`,
