@@ -35,6 +35,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use tektra_bench_generate::{PROMPT_TOKENS, Report, child_main, monotonic_ns, prompt};
 use tektra_bench_support::{Cost, Served};
+use tektra_tokenizers::TextTokenizer;
 
 /// The shared runner, with this benchmark's error type.
 fn run(cmd: &mut Command) -> Result<(Cost, String)> {
@@ -166,22 +167,22 @@ fn main() {
     }
 }
 
-fn count_tokens(model: &Path, text: &str) -> Result<usize> {
-    Ok(tektra_tokenizers::TextTokenizer::from_gguf_file(model)?
-        .encode(text, true)?
-        .len())
-}
-
 /// The cases this run can do, their prompts written under the data folder.
 fn cases(p: &Paths, have_python: bool) -> Result<Vec<Case>> {
     std::fs::create_dir_all(&p.data)?;
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let write = |name: &str, text: &str, model: &Path| -> Result<(PathBuf, usize)> {
+    // Each tokenizer read from its file once (the long prompt is counted
+    // paragraph by paragraph).
+    let smollm2 = TextTokenizer::from_gguf_file(&p.q4_1)?;
+    let coder = TextTokenizer::from_gguf_file(&p.coder)?;
+    let count =
+        |t: &TextTokenizer, text: &str| -> Result<usize> { Ok(t.encode(text, true)?.len()) };
+    let write = |name: &str, text: &str, t: &TextTokenizer| -> Result<(PathBuf, usize)> {
         let path = p.data.join(format!("prompt-{name}.txt"));
         std::fs::write(&path, text)?;
-        Ok((path, count_tokens(model, text)?))
+        Ok((path, count(t, text)?))
     };
-    let (standard, n) = write("standard", prompt(), &p.q4_1)?;
+    let (standard, n) = write("standard", prompt(), &smollm2)?;
     if n != PROMPT_TOKENS {
         bail!("the standard prompt is {n} tokens with our tokenizer, not {PROMPT_TOKENS}");
     }
@@ -190,17 +191,17 @@ fn cases(p: &Paths, have_python: bool) -> Result<Vec<Case>> {
     let kl = include_str!("../../../vendor/mistralrs/tests/fixtures/kl_text.txt");
     let mut long = String::new();
     let mut parts = [prompt(), kl.trim_end()].into_iter().cycle();
-    while count_tokens(&p.q4_1, &long)? < LONG_PROMPT {
+    while count(&smollm2, &long)? < LONG_PROMPT {
         if !long.is_empty() {
             long.push_str("\n\n");
         }
         long.push_str(parts.next().unwrap_or_default());
     }
-    let (long, long_n) = write("long", &long, &p.q4_1)?;
+    let (long, long_n) = write("long", &long, &smollm2)?;
     // SmolLM2-135M does not follow the instruction; the 0.5B coder model
     // (the qwen2 test file) answers by repeating the function, renamed.
     let repeat_text = std::fs::read_to_string(crate_dir.join("fixtures/repeat.txt"))?;
-    let (repeat, repeat_n) = write("repeat", repeat_text.trim_end(), &p.coder)?;
+    let (repeat, repeat_n) = write("repeat", repeat_text.trim_end(), &coder)?;
 
     let mut all = vec![Who::Native, Who::Candle, Who::Bare];
     if p.mistralrs.is_file() {

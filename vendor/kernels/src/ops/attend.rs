@@ -39,7 +39,6 @@ pub struct Attn<'a> {
 pub struct AttnBuffers {
     q: SharedBuf<f32>,
     parts: SharedBuf<f32>,
-    segment: usize,
     head_dim: usize,
     /// One per thread of the team, taken by index (the lock is never
     /// contended; it keeps the sharing safe).
@@ -78,7 +77,6 @@ impl AttnBuffers {
         AttnBuffers {
             q: SharedBuf::new(tokens * heads * head_dim),
             parts: SharedBuf::new(kv_heads * blocks * segs * ROWS * (head_dim + 2)),
-            segment: SEGMENT,
             head_dim,
             per_thread: (0..threads.max(1))
                 .map(|_| {
@@ -156,7 +154,7 @@ pub fn attention(
     let first_key = |row_pos: usize| a.window.map_or(0, |w| (row_pos + 1).saturating_sub(w));
     let lo_all = first_key(a.pos0);
     let stride = ROWS * (hd + 2);
-    // Key segments: at most `buf.segment` keys each, and, when there are
+    // Key segments: at most SEGMENT keys each, and, when there are
     // fewer (KV head, row block) pairs than threads can share evenly (one
     // token over 3 KV heads on 2 threads is a 2:1 split), more segments of
     // at least MIN_SEGMENT keys, as many as the partials buffer holds.
@@ -166,7 +164,7 @@ pub fn attention(
         .div_ceil(pairs)
         .min(span.div_ceil(MIN_SEGMENT));
     let room = buf.parts.len() / stride / pairs;
-    let segs = span.div_ceil(buf.segment).max(wanted.min(room)).max(1);
+    let segs = span.div_ceil(SEGMENT).max(wanted.min(room)).max(1);
     let seg_len = span.div_ceil(segs).next_multiple_of(KEY_BLOCK);
     let segs = span.div_ceil(seg_len).max(1);
     // SAFETY: buf.q is not written during this op.
