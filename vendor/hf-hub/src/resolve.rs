@@ -208,6 +208,15 @@ impl Hub {
         let mut entries_seen = 0usize;
         let mut files = Vec::new();
         loop {
+            // Checked before each page too: `timeout_at` polls the request
+            // first, so a page answered quickly after the deadline would
+            // still be taken (a zero limit passed now and then).
+            if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                return Err(over(
+                    &url,
+                    format!("{} s", limits.listing_time.as_secs_f32()),
+                ));
+            }
             let page = get_json::<Vec<RawTreeEntry>>(self, &url, subject, cancel);
             let (entries, headers) = match deadline {
                 Some(at) => tokio::time::timeout_at(at, page).await.map_err(|_| {
