@@ -85,6 +85,7 @@ impl Hub {
             HeaderValue::from_str(&ua)
                 .map_err(|_| HubError::Config("invalid user agent".into()))?,
         );
+        crate::http::install_tls_provider();
         let http = reqwest::Client::builder()
             .default_headers(headers)
             // Redirects are followed by hand: relative ones for metadata, and

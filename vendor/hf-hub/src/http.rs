@@ -229,3 +229,12 @@ pub(crate) async fn read_capped(
         body.extend_from_slice(&chunk);
     }
 }
+
+/// Makes ring the process's TLS provider unless one is set already.
+/// reqwest is built without a provider of its own (aws-lc-rs, its default,
+/// was the longest C build of the workspace), and rustls picks one by
+/// itself only when exactly one is compiled in; a build that also has
+/// aws-lc-rs (mistral.rs asks for it) needs the choice made here.
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -64,6 +64,9 @@ impl XetCas {
             .build()
             .map_err(|e| std::io::Error::other(format!("starting a Xet session: {e}")))?;
         let (closed, closed_port) = closed_port(proxy_addr)?;
+        // reqwest is built without a TLS provider of its own (see the
+        // workspace manifest); ring is the process's, whoever sets it first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

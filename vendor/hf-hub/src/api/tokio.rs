@@ -214,6 +214,7 @@ impl ApiBuilder {
             value.set_sensitive(name == reqwest::header::AUTHORIZATION);
             headers.insert(name, value);
         }
+        crate::http::install_tls_provider();
         let client = Client::builder().default_headers(headers).build()?;
         Ok(Api {
             hub,
