@@ -65,3 +65,20 @@ llama_cpp_build_env() {
   fi
   export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 }
+
+# The regression gate's tools: valgrind (Debian's package) and gungraun's
+# runner, whose version must equal the gungraun library's in
+# benches/check/Cargo.toml.
+GUNGRAUN_VERSION=0.20.0
+ensure_gate_tools() {
+  if ! command -v valgrind >/dev/null 2>&1; then
+    log "installing valgrind (Debian package)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq valgrind >/dev/null
+  fi
+  if [ "$(gungraun-runner --version 2>/dev/null | awk '{print $2}')" != "$GUNGRAUN_VERSION" ]; then
+    log "installing gungraun-runner $GUNGRAUN_VERSION"
+    cargo install --locked --quiet gungraun-runner --version "$GUNGRAUN_VERSION"
+  fi
+}

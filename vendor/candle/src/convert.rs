@@ -176,6 +176,23 @@ fn copy_bytes<T: bytemuck::Pod>(src: &[u8], dst: &mut [T]) {
     dst[..n].copy_from_slice(&src[..n]);
 }
 
+/// Converts little-endian bf16 bytes to f32, as loading a bf16 tensor
+/// into an f32 model does: `dst` takes `src.len() / 2` values (extra
+/// elements on either side are left alone).
+///
+/// ```
+/// let bytes = [0x80, 0x3f, 0x00, 0xc0]; // bf16 1.0, -2.0
+/// let mut out = [0.0f32; 2];
+/// tektra_candle::bf16_to_f32(&bytes, &mut out);
+/// assert_eq!(out, [1.0, -2.0]);
+/// ```
+pub fn bf16_to_f32(src: &[u8], dst: &mut [f32]) {
+    let n = (src.len() / 2).min(dst.len());
+    if let (Some(src), Some(dst)) = (src.get(..n * 2), dst.get_mut(..n)) {
+        to_f32(src, Float::BF16, dst);
+    }
+}
+
 fn to_f32(src: &[u8], from: Float, dst: &mut [f32]) {
     match from {
         Float::F32 => copy_bytes(src, dst),

@@ -42,6 +42,7 @@ use tektra_progress::SharedReporter;
 use tokio_util::sync::CancellationToken;
 
 pub use backend::SafetensorsBackend;
+pub use convert::bf16_to_f32;
 pub use device::DeviceChoice;
 pub use error::{Error, HeaderError, Result};
 pub use gguf::{GgufWeights, load_gguf};
