@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tektra_bench_support::history::{self, Metric};
 use tektra_bench_support::{Cost, Served, data_dir, fill_random, run};
 
 const SIZE: u64 = 1 << 30;
@@ -224,6 +225,17 @@ fn report(results: &[(&str, &str, Cost)]) {
             "  peak RSS < 40 MB                     {rss:6.1} MB  {}",
             verdict(rss < 40.0)
         );
+        for line in history::record(
+            "download",
+            vec![
+                Metric::ratio("capped_vs_hf_hub", vs_up),
+                Metric::ratio("capped_vs_huggingface_hub", vs_py),
+                Metric::value("uncapped_rate", rate, "GB/s"),
+                Metric::value("peak_rss", rss, "MB"),
+            ],
+        ) {
+            println!("{line}");
+        }
     }
     for mode in ["capped", "uncapped"] {
         if let (Some(synced), Some(unsynced)) = (get(mode, "tektra"), get(mode, NO_FSYNC)) {

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
+use tektra_bench_support::history::{self, Metric};
 use tektra_bench_support::{Cost, median, read_bandwidth};
 
 use crate::{Case, Sample, Who};
@@ -201,6 +202,8 @@ pub(crate) fn print(
             .join(", ")
     );
     println!("\ntargets (native against llama.cpp, same run)");
+    let mut metrics = Vec::new();
+    let key = |file: &str| file.replace(' ', "_");
     let pair = |case: &str, file: &str, who: Who| {
         Some((
             row(find(case, file, who)?),
@@ -210,6 +213,22 @@ pub(crate) fn print(
     for (file, bytes, gbs) in &bw.files {
         if let Some((o, c)) = pair("standard", file, Who::Native) {
             let share = *bytes as f64 * o.tps / 1e9 / gbs;
+            let k = key(file);
+            metrics.push(Metric::ratio(
+                &format!("gen_{k}_vs_llama_cpp"),
+                o.tps / c.tps,
+            ));
+            metrics.push(Metric::ratio(
+                &format!("prompt_{k}_vs_llama_cpp"),
+                c.ttft / o.ttft,
+            ));
+            metrics.push(Metric::value(&format!("gen_{k}_tps"), o.tps, "tok/s"));
+            metrics.push(Metric::value(
+                &format!("gen_{k}_bandwidth_share"),
+                share * 100.0,
+                "%",
+            ));
+            metrics.push(Metric::value(&format!("peak_rss_{k}"), o.rss, "MB"));
             println!(
                 "  {file:6} generation >= {GEN_VS_CPP}x llama.cpp      {:5.2}x ({:.1} vs {:.1} tok/s)  {}",
                 o.tps / c.tps,
@@ -246,6 +265,7 @@ pub(crate) fn print(
         cases.iter().find(|c| c.name == "long"),
         pair("long", "Q4_1", Who::Native),
     ) {
+        metrics.push(Metric::ratio("long_prompt_vs_llama_cpp", c.ttft / o.ttft));
         println!(
             "  Q4_1   prompt ({} tokens) >= {LONG_PROMPT_VS_CPP}x llama.cpp  {:5.2}x ({:.0} vs {:.0} tok/s); generation after it {:.2}x ({:.1} vs {:.1} tok/s)  {}",
             case.prompt_tokens,
@@ -260,6 +280,7 @@ pub(crate) fn print(
     }
     if let Some((o, c)) = pair("repeat", "qwen2 Q4_K_M", Who::NativeLookup) {
         let off = find("repeat", "qwen2 Q4_K_M", Who::Native).map(row);
+        metrics.push(Metric::ratio("lookup_vs_llama_cpp", o.tps / c.tps));
         println!(
             "  qwen2  repeat task, prompt lookup: generation >= {LOOKUP_VS_CPP}x llama.cpp  {:5.2}x ({:.1} vs {:.1} tok/s; {:.1} without lookup)  {}",
             o.tps / c.tps,
@@ -276,9 +297,13 @@ pub(crate) fn print(
                 .collect(),
         );
         let rss = median(cli.iter().map(|c| c.peak_rss_mb).collect());
+        metrics.push(Metric::value("run_first_answer", first, "s"));
         println!(
             "  Q4_1   `tektra run`, cached default model, spawn to first answer byte < {FIRST_TOKEN_SECS} s   {first:.2} s (peak RSS {rss:.1} MB)  {}",
             verdict(first < FIRST_TOKEN_SECS),
         );
+    }
+    for line in history::record("generate", metrics) {
+        println!("{line}");
     }
 }

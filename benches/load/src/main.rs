@@ -27,6 +27,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use tektra_bench_support::history::{self, Metric};
+
 use crate::child::Measure;
 
 fn main() -> Result<()> {
@@ -225,5 +227,19 @@ fn print_table(rows: &[Row<'_>]) {
             text,
             if met { "PASS" } else { "MISS" }
         );
+    }
+    let mut metrics = Vec::new();
+    for row in rows {
+        metrics.push(Metric::ratio(
+            &format!("{}_speedup", row.scenario.replace('-', "_")),
+            row.upstream.0 / row.ours.0,
+        ));
+        metrics.push(Metric::ratio(
+            &format!("{}_rss_vs_upstream", row.scenario.replace('-', "_")),
+            row.upstream.1 as f64 / row.ours.1 as f64,
+        ));
+    }
+    for line in history::record("load", metrics) {
+        println!("{line}");
     }
 }

@@ -1,11 +1,14 @@
 //! What the benchmarks under `benches/` share: [`run`] a child to the end and
 //! read what the kernel accounted for it, and [`Served`], a `tektra serve`
 //! for the length of a run, and [`read_bandwidth`], the ceiling a
-//! memory-bound kernel is measured against.
+//! memory-bound kernel is measured against, and [`history`], the dated
+//! record each wall-clock benchmark appends and charts.
 //!
 //! Errors are plain strings: a benchmark prints them and stops.
 
 mod bandwidth;
+mod chart;
+pub mod history;
 mod measure;
 mod serve;
 

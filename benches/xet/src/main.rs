@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
+use tektra_bench_support::history::{self, Metric};
 use tektra_bench_support::{Cost, Served, data_dir, fill_random, run};
 
 const SIZE: u64 = 1 << 30;
@@ -203,5 +204,24 @@ fn report(rows: &[Row]) {
             r.cost.cpu_secs,
             r.cost.peak_rss_mb
         );
+    }
+    // Xet against HTTP from the same server: time and bytes moved, per revision.
+    let find = |t: &str, rev: &str| rows.iter().find(|r| r.transport == t && r.revision == rev);
+    let mut metrics = Vec::new();
+    for rev in ["main", "v2"] {
+        if let (Some(x), Some(h)) = (find("Xet", rev), find("HTTP", rev)) {
+            metrics.push(Metric::ratio(
+                &format!("{rev}_time_vs_http"),
+                h.cost.secs / x.cost.secs,
+            ));
+            metrics.push(Metric::ratio(
+                &format!("{rev}_bytes_vs_http"),
+                h.bytes as f64 / x.bytes.max(1) as f64,
+            ));
+            metrics.push(Metric::value(&format!("{rev}_xet_secs"), x.cost.secs, "s"));
+        }
+    }
+    for line in history::record("xet", metrics) {
+        println!("{line}");
     }
 }
