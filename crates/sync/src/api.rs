@@ -283,8 +283,11 @@ pub fn load(path: &Path) -> Result<Api> {
     extract(&doc, path)
 }
 
-/// `(removed, changed, added)` paths between `old` and `new`.
-pub fn diff(old: &Api, new: &Api) -> (Vec<(String, String)>, Vec<(String, String)>, usize) {
+/// Items as (path, kind).
+pub type Items = Vec<(String, String)>;
+
+/// `(removed, changed, added)` between `old` and `new`.
+pub fn diff(old: &Api, new: &Api) -> (Items, Items, usize) {
     let removed = old
         .iter()
         .filter(|(p, _)| !new.contains_key(*p))

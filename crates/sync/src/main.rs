@@ -1,4 +1,6 @@
 //! `tektra-sync`: the upstream sync (see `scripts/sync-upstream`).
+// A command-line program: printing is its job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
