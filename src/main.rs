@@ -5,6 +5,8 @@
 mod cli;
 
 fn main() {
+    // Before anything builds an HTTP client (see hf_hub::install_tls_provider).
+    hf_hub::install_tls_provider();
     let code = cli::main();
     std::process::exit(code);
 }

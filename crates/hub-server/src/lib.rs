@@ -44,6 +44,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use body::parse_range;
+
+/// Makes ring the process's TLS provider unless one is set already. The
+/// workspace builds reqwest without a provider of its own (aws-lc-rs, its
+/// default, was the longest C build of a release build), and such a
+/// reqwest panics when a client is built before a provider is installed:
+/// call this first (the Xet CAS does; so does the hf-hub fork's client).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 pub use faults::{ALWAYS, FaultPlan, Faults, Stats};
 pub use listen::Limits;
 pub use origin::{PublicUrl, PublicUrlError};

@@ -231,10 +231,14 @@ pub(crate) async fn read_capped(
 }
 
 /// Makes ring the process's TLS provider unless one is set already.
-/// reqwest is built without a provider of its own (aws-lc-rs, its default,
-/// was the longest C build of the workspace), and rustls picks one by
-/// itself only when exactly one is compiled in; a build that also has
-/// aws-lc-rs (mistral.rs asks for it) needs the choice made here.
-pub(crate) fn install_tls_provider() {
+///
+/// The workspace builds reqwest without a provider of its own (aws-lc-rs,
+/// its default, was the longest C build of a release build), and such a
+/// reqwest panics when a client is built before a provider is installed.
+/// [`Hub`](crate::Hub) and the compat API call this before they build
+/// theirs; an application that builds reqwest clients of its own before
+/// touching the Hub calls it first (or enables reqwest's `rustls` feature,
+/// which brings aws-lc-rs back as the fallback).
+pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -32,6 +32,7 @@ pub use client::{Hub, display_url};
 pub use compat::{Cache, CacheRepo, Repo, RepoType};
 pub use download::{CachedFile, Snapshot};
 pub use error::HubError;
+pub use http::install_tls_provider;
 pub use options::{HubOptions, Limits, MAX_CHUNK, MAX_CONNECTIONS, MIN_CHUNK, XetMode};
 pub use tektra_progress as progress;
 pub use transfer::TransferStats;

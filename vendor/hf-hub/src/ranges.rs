@@ -32,13 +32,12 @@ impl RangeSet {
         let last = self.ranges.partition_point(|r| r.start <= range.end);
         let last = last.max(first);
         let mut merged = range;
-        if let (Some(a), Some(b)) = (
+        if let (true, Some(a), Some(b)) = (
+            first < last,
             self.ranges.get(first),
             self.ranges.get(last.wrapping_sub(1)),
         ) {
-            if first < last {
-                merged = merged.start.min(a.start)..merged.end.max(b.end);
-            }
+            merged = merged.start.min(a.start)..merged.end.max(b.end);
         }
         self.ranges.splice(first..last, std::iter::once(merged));
     }

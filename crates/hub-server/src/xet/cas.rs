@@ -50,6 +50,8 @@ impl XetCas {
         dir: Option<&Path>,
         proxy_addr: SocketAddr,
     ) -> std::io::Result<XetCas> {
+        // The simulation server and the session build reqwest clients.
+        crate::install_tls_provider();
         let builder = match dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -64,9 +66,6 @@ impl XetCas {
             .build()
             .map_err(|e| std::io::Error::other(format!("starting a Xet session: {e}")))?;
         let (closed, closed_port) = closed_port(proxy_addr)?;
-        // reqwest is built without a TLS provider of its own (see the
-        // workspace manifest); ring is the process's, whoever sets it first.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -11,6 +11,7 @@ use crate::common::put;
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 async fn status_of(server: &Server, path: &str) -> (u16, String, String) {
+    tektra_hub_server::install_tls_provider();
     let answer = reqwest::get(format!("{}{path}", server.url()))
         .await
         .unwrap();

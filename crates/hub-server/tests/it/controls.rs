@@ -5,6 +5,7 @@ use tektra_hub_server::{FaultPlan, Server, Store};
 use crate::common::repos;
 
 async fn post_faults(url: &str) -> reqwest::StatusCode {
+    tektra_hub_server::install_tls_provider();
     reqwest::Client::new()
         .post(format!("{url}/_tektra/faults"))
         .body(r#"{"announced_size": 1}"#)
@@ -27,6 +28,7 @@ async fn control_routes_are_closed_unless_opened() {
         FaultPlan::default(),
         "the plan changed"
     );
+    tektra_hub_server::install_tls_provider();
     let stats = reqwest::get(format!("{}/_tektra/stats", server.url()))
         .await
         .unwrap();

@@ -117,6 +117,7 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         .unwrap();
     let hub = addr(&server.url());
     let url = format!("{}/api/models/org/model/revision/main", server.url());
+    tektra_hub_server::install_tls_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()

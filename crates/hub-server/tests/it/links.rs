@@ -56,6 +56,7 @@ async fn links_follow_the_host_the_client_used() {
         assert!(header(&headers, "location").is_none());
     }
     // And a real client through the name 127.0.0.2 gets the file via the CDN.
+    tektra_hub_server::install_tls_provider();
     let body = reqwest::get(format!(
         "{}/org/model/resolve/main/weights.bin",
         server.url()

@@ -15,6 +15,7 @@ struct Cas {
 }
 
 async fn read_token(server: &Server) -> (String, String) {
+    tektra_hub_server::install_tls_provider();
     let body: serde_json::Value = reqwest::get(format!(
         "{}/api/models/org/model/xet-read-token/main",
         server.url()
@@ -37,6 +38,7 @@ async fn cas() -> (tempfile::TempDir, Cas) {
         .start()
         .await
         .unwrap();
+    tektra_hub_server::install_tls_provider();
     let head = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -68,6 +70,7 @@ async fn status(request: reqwest::RequestBuilder) -> u16 {
 #[tokio::test(flavor = "multi_thread")]
 async fn only_reads_with_a_read_token_reach_the_cas() {
     let (_dir, cas) = cas().await;
+    tektra_hub_server::install_tls_provider();
     let http = reqwest::Client::new();
     let reconstruction = format!("{}/v1/reconstructions/{}", cas.url, cas.hash);
     assert_eq!(status(http.get(&reconstruction)).await, 401, "no token");
@@ -128,6 +131,7 @@ async fn an_expired_read_token_is_refused() {
     let (_, token) = read_token(&cas.server).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let reconstruction = format!("{}/v1/reconstructions/{}", cas.url, cas.hash);
+    tektra_hub_server::install_tls_provider();
     let http = reqwest::Client::new();
     assert_eq!(
         status(http.get(&reconstruction).bearer_auth(&token)).await,
