@@ -79,11 +79,13 @@ impl Sync {
                         Some(v.clone())
                     }
                 }
-                Some(None) => no.clone(),
-                None if self.opts.compatible_only => nc.clone().filter(|v| v > &up.current),
-                None => no.clone().filter(|v| v > &up.current),
+                // Named without a version, or not named: only a newer release
+                // is a move (a current crate makes a no-op sync that stops here).
+                _ if self.opts.compatible_only => nc.clone().filter(|v| v > &up.current),
+                _ => no.clone().filter(|v| v > &up.current),
             };
-            if let Some(to) = wanted {
+            // Moving to the version already pinned is no move.
+            if let Some(to) = wanted.filter(|v| v != &up.current) {
                 row.target_kind = Some(classify(&up.current, &to).as_str().to_owned());
                 row.target_distance = Some(distance(&up.current, &to, list));
                 row.target = Some(to.to_string());
@@ -117,7 +119,7 @@ impl Sync {
             ));
         }
         if self.targets.is_empty() {
-            self.stop = Some("nothing is behind".to_owned());
+            self.stop = Some("nothing to move".to_owned());
         }
         Ok((Status::Ok, summary))
     }

@@ -112,11 +112,13 @@ fn a_patch_that_no_longer_applies_fails_and_keeps_its_rejects() {
         "the patch's context changed; pick another line"
     );
     std::fs::write(&path, broken).unwrap();
+    // A move to make (as in the first test), so the patches step runs.
+    ok(std::process::Command::new("cargo")
+        .current_dir(repo.path())
+        .args(["update", "-q", "-p", "globset", "--precise", "0.4.20"]));
     ok(git(repo.path()).args(["commit", "-q", "-am", "break a patch"]));
-    // An explicit crate at its own version: nothing moves, the patches run.
-    let globset = locked(repo.path(), "globset", "0.4.");
 
-    let run = sync(repo.path(), &[&format!("globset@{globset}"), SKIP], LIMIT);
+    let run = sync(repo.path(), &["globset@0.4.21", SKIP], LIMIT);
     assert!(!run.success);
     let j = &run.json;
     assert_eq!(j["ok"], false);
@@ -223,4 +225,38 @@ fn a_bump_that_brings_a_second_tokenizers_fails_one_version() {
         "{}",
         run.md
     );
+}
+
+/// Naming a crate at the version already pinned is a sync with nothing to
+/// move: it stops after `behind`, every later step skipped, success. No
+/// `--skip` here: a run that went on would build and test the workspace
+/// and hit the time bound.
+#[test]
+fn nothing_to_move_stops_after_behind() {
+    let repo = scratch_repo();
+    let current = locked(repo.path(), "globset", "0.4.");
+    let run = sync(
+        repo.path(),
+        &[&format!("globset@{current}")],
+        Duration::from_secs(120),
+    );
+    assert!(run.success, "{}", run.md);
+    let j = &run.json;
+    assert_eq!(j["ok"], true);
+    assert_eq!(step(j, "behind")["status"], "ok");
+    for name in [
+        "worktree",
+        "bump",
+        "patches",
+        "one-version",
+        "build",
+        "test",
+        "bench",
+        "api-drift",
+    ] {
+        let s = step(j, name);
+        assert_eq!(s["status"], "skipped", "{s}");
+        assert_eq!(s["summary"], "nothing to move", "{s}");
+    }
+    assert!(run.md.contains("| bump | skipped |"), "{}", run.md);
 }
