@@ -31,10 +31,17 @@ fn a_pin_moved_back_one_release_is_synced_forward() {
     ok(git(repo.path()).args(["commit", "-q", "-am", "globset back one release"]));
     let head = ok(git(repo.path()).args(["rev-parse", "HEAD"]));
 
-    let run = sync(repo.path(), &["globset@0.4.21", SKIP], LIMIT);
+    let run = sync(repo.path(), &["globset@0.4.21", SKIP, "--commit"], LIMIT);
     assert!(run.success, "{}", run.md);
     let j = &run.json;
     assert_eq!(j["ok"], true);
+    // --commit: the bump is a commit on a new branch, the user's branch as it was.
+    let branch = j["branch"].as_str().unwrap();
+    assert!(branch.starts_with("sync/20"), "{branch}");
+    let lock = ok(git(repo.path()).args(["show", &format!("{branch}:Cargo.lock")]));
+    assert!(lock.contains("name = \"globset\"\nversion = \"0.4.21\""));
+    let parent = ok(git(repo.path()).args(["rev-parse", &format!("{branch}^")]));
+    assert_eq!(parent, ok(git(repo.path()).args(["rev-parse", "HEAD"])));
     let c = &j["crates"][0];
     assert_eq!(c["name"], "globset");
     assert_eq!(c["current"], "0.4.20");
