@@ -131,7 +131,7 @@ impl Sync {
         let text = std::fs::read_to_string(&script).unwrap_or_default();
         let knows = text.lines().any(|l| {
             let t = l.trim_start();
-            t.starts_with("check)") || t.starts_with("check|") || t.contains("|check)")
+            t.contains("= check ]") || t.starts_with("check)") || t.contains("|check)")
         });
         if !knows {
             return Ok((
