@@ -10,15 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Crates of which the graph must hold exactly one version.
-const ONE_VERSION: &[&str] = &[
-    "candle-core",
-    "candle-nn",
-    "candle-transformers",
-    "tokenizers",
-    "safetensors",
-    "hf-hub",
-];
+/// Crates of which the graph must hold exactly one version: the list the
+/// upstream sync checks too, so the two cannot drift apart.
+use tektra_sync::graph::ONE_VERSION;
 
 /// The engine crate's feature that pulls in mistral.rs.
 const MISTRALRS_FEATURE: &str = "tektra-inference/mistralrs";
