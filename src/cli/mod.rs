@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. One file per subcommand.
 
 mod chat;
+mod daemon;
 mod download;
 mod load;
 mod model_args;
@@ -31,6 +32,8 @@ enum Command {
     Run(run::Args),
     /// Chat with a model.
     Chat(chat::Args),
+    /// Serve an OpenAI-compatible API, model jobs with live progress, and a web page.
+    Daemon(daemon::Args),
 }
 
 /// Exit status for a run stopped by Ctrl-C.
@@ -50,7 +53,7 @@ impl Command {
             Command::Load(args) => args.output.json,
             Command::Run(args) => args.model.output.json,
             Command::Chat(args) => args.model.output.json,
-            Command::Serve(_) => false,
+            Command::Serve(_) | Command::Daemon(_) => false,
         }
     }
 }
@@ -100,6 +103,7 @@ pub(crate) fn main() -> i32 {
             Command::Load(args) => load::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Chat(args) => chat::run(args).await,
+            Command::Daemon(args) => daemon::run(args).await,
         }
     })
 }
@@ -125,6 +129,7 @@ mod tests {
                 "hf_secret_value",
             ],
             &["tektra", "chat", "--token", "hf_secret_value"],
+            &["tektra", "daemon", "--api-key", "hf_secret_value"],
             &[
                 "tektra",
                 "serve",

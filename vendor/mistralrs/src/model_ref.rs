@@ -55,6 +55,25 @@ impl std::str::FromStr for ModelRef {
         if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') {
             return Err(bad("no such file or directory"));
         }
+        ModelRef::parse_hub(s)
+    }
+}
+
+impl ModelRef {
+    /// `org/name[@rev][:file]` only, whatever is on disk: for references
+    /// that come from a network client, which must not name local paths.
+    ///
+    /// ```
+    /// use tektra_inference::ModelRef;
+    /// assert!(ModelRef::parse_hub("org/name@main:m.gguf").is_ok());
+    /// assert!(ModelRef::parse_hub("/etc/passwd").is_err());
+    /// assert!(ModelRef::parse_hub("org/name:../x").is_err());
+    /// ```
+    pub fn parse_hub(s: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::BadReference {
+            reference: s.to_string(),
+            reason: reason.to_string(),
+        };
         let (repo_rev, file) = match s.split_once(':') {
             Some((a, f)) if !f.is_empty() => (a, Some(f.to_string())),
             Some(_) => return Err(bad("nothing after ':'")),

@@ -197,16 +197,19 @@ impl Hub {
         }
         let tracker = Tracker::new(Stage::Resolving, reporter);
         tracker.begin_stage(Stage::Resolving, Some(format!("{repo}@{revision}")));
-        let metas = futures::stream::iter(
-            paths
-                .iter()
-                .map(|p| self.resolve(repo, revision, p, cancel)),
-        )
-        .buffered(8)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
+        // The futures are collected first: a lazy `map` over borrowed items
+        // inside the stream makes the whole download future fail the `Send`
+        // check of `tokio::spawn` (the closure's lifetimes are not general).
+        let resolving: Vec<_> = paths
+            .iter()
+            .map(|p| self.resolve(repo, revision, p, cancel))
+            .collect();
+        let metas = futures::stream::iter(resolving)
+            .buffered(8)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         let Some(commit) = metas.first().map(|m| m.commit.clone()) else {
             return Err(HubError::InvalidArgument {
                 kind: "file list",
@@ -251,28 +254,32 @@ impl Hub {
             .map(|f| tracker.file(f.path().as_str(), Some(f.size())))
             .collect();
         let stop = cancel.child_token();
-        let jobs = wanted.iter().zip(handles.iter()).map(|(entry, progress)| {
-            let stop = &stop;
-            async move {
-                let result = match entry {
-                    Planned::Listed(entry) => {
-                        self.snapshot_file(
-                            repo_cache, repo, revision, at_commit, entry, progress, stop,
-                        )
-                        .await
-                    }
-                    Planned::Resolved(meta) => {
-                        self.fetch_meta(repo_cache, repo, revision, meta, progress, stop)
+        let jobs: Vec<_> = wanted
+            .iter()
+            .zip(handles.iter())
+            .map(|(entry, progress)| {
+                let stop = &stop;
+                async move {
+                    let result = match entry {
+                        Planned::Listed(entry) => {
+                            self.snapshot_file(
+                                repo_cache, repo, revision, at_commit, entry, progress, stop,
+                            )
                             .await
+                        }
+                        Planned::Resolved(meta) => {
+                            self.fetch_meta(repo_cache, repo, revision, meta, progress, stop)
+                                .await
+                        }
+                    };
+                    report_end(progress, &result);
+                    if result.is_err() {
+                        stop.cancel();
                     }
-                };
-                report_end(progress, &result);
-                if result.is_err() {
-                    stop.cancel();
+                    result
                 }
-                result
-            }
-        });
+            })
+            .collect();
         let mut results: Vec<Result<CachedFile, HubError>> = futures::stream::iter(jobs)
             .buffered(self.options().max_files)
             .collect()
