@@ -70,6 +70,16 @@ llama_cpp_build_env() {
 # runner, whose version must equal the gungraun library's in
 # benches/check/Cargo.toml.
 GUNGRAUN_VERSION=0.20.0
+# Debian's Chromium and its WebDriver, for the daemon page's browser test.
+ensure_browser() {
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    log "installing chromium and chromium-driver (Debian packages)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
 ensure_gate_tools() {
   if ! command -v valgrind >/dev/null 2>&1; then
     log "installing valgrind (Debian package)"

@@ -1,5 +1,10 @@
 //! Jobs and their event streams, removing models, health, and who may call.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod common;
 
@@ -11,11 +16,15 @@ use tektra_hub_server::FaultPlan;
 use tektra_progress::{Event, State};
 
 fn size() -> u64 {
-    std::fs::metadata(tektra_testdata::smollm2_gguf()).unwrap().len()
+    std::fs::metadata(tektra_testdata::smollm2_gguf())
+        .unwrap()
+        .len()
 }
 
 async fn pull(fx: &Fixture, m: &str) -> Value {
-    let (status, job) = fx.post("/v1/jobs", json!({"kind": "pull", "model": m})).await;
+    let (status, job) = fx
+        .post("/v1/jobs", json!({"kind": "pull", "model": m}))
+        .await;
     assert_eq!(status, 202, "{job}");
     job
 }
@@ -45,7 +54,11 @@ async fn a_pull_streams_its_progress_events_and_resumes_from_last_event_id() {
     let ids: Vec<usize> = all.iter().map(|(n, _)| *n).collect();
     assert_eq!(ids, (1..=all.len()).collect::<Vec<_>>(), "ids count from 1");
     let (_, last) = all.last().unwrap();
-    assert_eq!((last.file.as_deref(), last.state), (None, State::Done), "{last:?}");
+    assert_eq!(
+        (last.file.as_deref(), last.state),
+        (None, State::Done),
+        "{last:?}"
+    );
     let file_done = all
         .iter()
         .find(|(_, e)| e.file.as_deref() == Some(FILE) && e.state == State::Done)
@@ -58,29 +71,55 @@ async fn a_pull_streams_its_progress_events_and_resumes_from_last_event_id() {
     assert_eq!(rest.len(), all.len() - 3);
     assert_eq!(rest.last().unwrap().1, *last);
     let view = fx.wait_job(id, Duration::from_secs(5)).await;
-    assert_eq!((view["state"].as_str(), view["bytes_done"].as_u64()), (Some("done"), Some(size())));
+    assert_eq!(
+        (view["state"].as_str(), view["bytes_done"].as_u64()),
+        (Some("done"), Some(size()))
+    );
     assert!(view["path"].as_str().unwrap().ends_with(FILE));
-    assert_eq!(fx.metric("tektra_download_bytes_total").await, size() as f64);
+    assert_eq!(
+        fx.metric("tektra_download_bytes_total").await,
+        size() as f64
+    );
     assert_eq!(fx.metric("tektra_cache_misses_total").await, 1.0);
     // Pulled again: found in the cache.
     let again = pull(&fx, &model()).await;
     let again = events(&fx, again["id"].as_str().unwrap(), None).await;
-    assert!(again.iter().any(|(_, e)| e.file.as_deref() == Some(FILE) && e.state == State::Cached));
+    assert!(
+        again
+            .iter()
+            .any(|(_, e)| e.file.as_deref() == Some(FILE) && e.state == State::Cached)
+    );
     assert_eq!(fx.metric("tektra_cache_hits_total").await, 1.0);
-    assert_eq!(fx.metric("tektra_download_bytes_total").await, size() as f64);
+    assert_eq!(
+        fx.metric("tektra_download_bytes_total").await,
+        size() as f64
+    );
     // With filters, a pull takes what they pick.
     let (status, job) = fx
-        .post("/v1/jobs", json!({"kind": "pull", "model": REPO, "include": ["*.gguf"]}))
+        .post(
+            "/v1/jobs",
+            json!({"kind": "pull", "model": REPO, "include": ["*.gguf"]}),
+        )
         .await;
     assert_eq!(status, 202, "{job}");
-    let done = fx.wait_job(job["id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    let done = fx
+        .wait_job(job["id"].as_str().unwrap(), Duration::from_secs(30))
+        .await;
     assert_eq!(done["state"], "done", "{done}");
     let (status, body) = fx
-        .post("/v1/jobs", json!({"kind": "pull", "model": model(), "include": ["*.json"]}))
+        .post(
+            "/v1/jobs",
+            json!({"kind": "pull", "model": model(), "include": ["*.json"]}),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = fx.post("/v1/jobs", json!({"kind": "fetch", "model": REPO})).await;
-    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("kind")));
+    let (status, body) = fx
+        .post("/v1/jobs", json!({"kind": "fetch", "model": REPO}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("kind"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,11 +165,16 @@ async fn a_cancelled_pull_stops_within_a_second_keeps_its_bytes_and_resumes() {
     let before = fx.hub.stats().content_bytes;
     let again = pull(&fx, &model()).await;
     assert_ne!(again["id"], job["id"]);
-    let done = fx.wait_job(again["id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    let done = fx
+        .wait_job(again["id"].as_str().unwrap(), Duration::from_secs(60))
+        .await;
     assert_eq!(done["state"], "done", "{done}");
     let sent = fx.hub.stats().content_bytes - before;
     println!("resumed: {sent} of {} bytes sent again", size());
-    assert!(sent <= size() - partial + (1 << 20), "sent {sent} after {partial} were kept");
+    assert!(
+        sent <= size() - partial + (1 << 20),
+        "sent {sent} after {partial} were kept"
+    );
     let got = std::fs::read(done["path"].as_str().unwrap()).unwrap();
     assert_eq!(got, std::fs::read(tektra_testdata::smollm2_gguf()).unwrap());
 }
@@ -150,23 +194,35 @@ async fn removing_a_model_is_refused_while_it_is_downloading_or_loaded() {
     fx.post(&format!("/v1/jobs/{id}/cancel"), json!({})).await;
     fx.hub.faults().set(FaultPlan::default());
     let job = pull(&fx, &model()).await;
-    fx.wait_job(job["id"].as_str().unwrap(), Duration::from_secs(60)).await;
+    fx.wait_job(job["id"].as_str().unwrap(), Duration::from_secs(60))
+        .await;
     let res = fx.client.delete(fx.url(&path)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
-    assert_eq!((body["deleted"].as_bool(), body["freed_bytes"].as_u64()), (Some(true), Some(size())));
+    assert_eq!(
+        (body["deleted"].as_bool(), body["freed_bytes"].as_u64()),
+        (Some(true), Some(size()))
+    );
     let (_, models) = fx.get("/v1/models").await;
     assert!(models["data"].as_array().unwrap().is_empty(), "{models}");
     let res = fx.client.delete(fx.url(&path)).send().await.unwrap();
     assert_eq!(res.status(), 404);
     // Loaded (which downloads it again): refused.
     let (s, _) = fx
-        .post("/v1/completions", json!({"model": model(), "prompt": "Hi", "max_tokens": 1}))
+        .post(
+            "/v1/completions",
+            json!({"model": model(), "prompt": "Hi", "max_tokens": 1}),
+        )
         .await;
     assert_eq!(s, 200);
     let res = fx.client.delete(fx.url(&path)).send().await.unwrap();
     assert_eq!(res.status(), 409);
-    let res = fx.client.delete(fx.url("/v1/models/../../etc")).send().await.unwrap();
+    let res = fx
+        .client
+        .delete(fx.url("/v1/models/../../etc"))
+        .send()
+        .await
+        .unwrap();
     assert!(res.status().is_client_error());
 }
 
@@ -212,13 +268,44 @@ async fn the_api_key_and_the_allowed_origins_guard_every_route() {
     .await;
     let models = fx.url("/v1/models");
     assert_eq!(fx.client.get(&models).send().await.unwrap().status(), 401);
-    let wrong = fx.client.get(&models).bearer_auth("s3creT").send().await.unwrap();
+    let wrong = fx
+        .client
+        .get(&models)
+        .bearer_auth("s3creT")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    let ok = fx.client.get(&models).bearer_auth("s3cret").send().await.unwrap();
+    let ok = fx
+        .client
+        .get(&models)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
-    assert_eq!(fx.client.get(fx.url("/metrics")).send().await.unwrap().status(), 401);
-    assert_eq!(fx.client.get(fx.url("/health")).send().await.unwrap().status(), 200);
-    assert_eq!(fx.client.get(fx.url("/")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        fx.client
+            .get(fx.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        fx.client
+            .get(fx.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        fx.client.get(fx.url("/")).send().await.unwrap().status(),
+        200
+    );
     for (origin, allowed) in [
         ("tauri://localhost", true),
         ("http://app.example", true),
@@ -232,7 +319,11 @@ async fn the_api_key_and_the_allowed_origins_guard_every_route() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status().as_u16(), if allowed { 200 } else { 403 }, "{origin}");
+        assert_eq!(
+            res.status().as_u16(),
+            if allowed { 200 } else { 403 },
+            "{origin}"
+        );
         if allowed {
             assert_eq!(res.headers()["access-control-allow-origin"], origin);
         }
@@ -244,14 +335,21 @@ async fn the_api_key_and_the_allowed_origins_guard_every_route() {
             .send()
             .await
             .unwrap();
-        assert_eq!(preflight.status().as_u16(), if allowed { 204 } else { 403 }, "{origin}");
+        assert_eq!(
+            preflight.status().as_u16(),
+            if allowed { 204 } else { 403 },
+            "{origin}"
+        );
     }
     // Off loopback, no key: refused at start, saying why.
     let open = tektra_daemon::Config {
         addr: "0.0.0.0:0".parse().unwrap(),
         ..tektra_daemon::Config::default()
     };
-    let err = tektra_daemon::Daemon::start(open).await.err().expect("refused");
+    let err = tektra_daemon::Daemon::start(open)
+        .await
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("--api-key"), "{err}");
     let _ = REPO;
 }

@@ -1,6 +1,11 @@
 //! The OpenAI-compatible endpoints against the real test model, fetched by
 //! the daemon from a local Hub on first use.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 mod common;
 
@@ -11,7 +16,13 @@ use serde_json::{Value, json};
 
 /// The streamed answer's text, and its chunks (the `[DONE]` checked).
 async fn streamed(fx: &Fixture, path: &str, body: Value) -> (String, Vec<Value>) {
-    let res = fx.client.post(fx.url(path)).json(&body).send().await.unwrap();
+    let res = fx
+        .client
+        .post(fx.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let events = SseReader::new(res).all().await;
     let (last, chunks) = events.split_last().expect("events");
@@ -43,7 +54,10 @@ async fn chat_and_completions_stream_and_not_on_a_model_loaded_on_first_use() {
     assert_eq!(status, 200, "{whole}");
     assert_eq!(whole["object"], "chat.completion");
     assert_eq!(whole["model"], model());
-    let answer = whole["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let answer = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(!answer.is_empty());
     assert_eq!(whole["choices"][0]["message"]["role"], "assistant");
     let usage = &whole["usage"];
@@ -55,7 +69,10 @@ async fn chat_and_completions_stream_and_not_on_a_model_loaded_on_first_use() {
     // The load was a job, and the model is listed as loaded.
     let (_, jobs) = fx.get("/v1/jobs").await;
     let load = &jobs["data"][0];
-    assert_eq!((load["kind"].as_str(), load["state"].as_str()), (Some("load"), Some("done")));
+    assert_eq!(
+        (load["kind"].as_str(), load["state"].as_str()),
+        (Some("load"), Some("done"))
+    );
     let (_, models) = fx.get("/v1/models").await;
     let listed = models["data"].as_array().unwrap();
     let entry = listed.iter().find(|m| m["id"] == model()).expect("listed");
@@ -69,7 +86,11 @@ async fn chat_and_completions_stream_and_not_on_a_model_loaded_on_first_use() {
     let (text, chunks) = streamed(&fx, "/v1/chat/completions", stream).await;
     assert_eq!(text, answer);
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
     let finish: Vec<&Value> = chunks
         .iter()
         .filter(|c| !c["choices"][0]["finish_reason"].is_null())
@@ -91,7 +112,10 @@ async fn chat_and_completions_stream_and_not_on_a_model_loaded_on_first_use() {
     let (text, chunks) = streamed(&fx, "/v1/completions", stream).await;
     assert_eq!(text, whole["choices"][0]["text"].as_str().unwrap());
     assert!(text.contains("Paris"), "{text}");
-    assert!(chunks.iter().all(|c| c.get("usage").is_none()), "no usage unless asked");
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "no usage unless asked"
+    );
     assert!(fx.metric("tektra_generated_tokens_total").await >= 36.0);
 }
 
@@ -105,34 +129,55 @@ async fn bad_requests_get_openai_shaped_errors_naming_the_field() {
         assert!(e["type"].is_string(), "{body}");
     };
     let (s, b) = fx
-        .post("/v1/chat/completions", json!({"model": model(), "messages": [], "max_tokens": "ten"}))
+        .post(
+            "/v1/chat/completions",
+            json!({"model": model(), "messages": [], "max_tokens": "ten"}),
+        )
         .await;
     check(s, &b, 400, "max_tokens");
     assert_eq!(b["error"]["param"], "max_tokens");
-    let (s, b) = fx.post("/v1/chat/completions", json!({"model": model()})).await;
+    let (s, b) = fx
+        .post("/v1/chat/completions", json!({"model": model()}))
+        .await;
     check(s, &b, 400, "messages");
-    let (s, b) = fx.post("/v1/completions", json!({"model": model(), "prompt": 5})).await;
+    let (s, b) = fx
+        .post("/v1/completions", json!({"model": model(), "prompt": 5}))
+        .await;
     check(s, &b, 400, "prompt");
     for bad in ["/etc/passwd", "../x", "org/../x:f.gguf", "org/m:../../f"] {
-        let (s, b) = fx.post("/v1/completions", json!({"model": bad, "prompt": "x"})).await;
+        let (s, b) = fx
+            .post("/v1/completions", json!({"model": bad, "prompt": "x"}))
+            .await;
         check(s, &b, 400, "model");
     }
     let (s, b) = fx
-        .post("/v1/completions", json!({"model": "org/none:x.gguf", "prompt": "x"}))
+        .post(
+            "/v1/completions",
+            json!({"model": "org/none:x.gguf", "prompt": "x"}),
+        )
         .await;
     check(s, &b, 404, "org/none");
     assert_eq!(b["error"]["code"], "model_not_found");
     let (s, b) = fx
-        .post("/v1/completions", json!({"model": model(), "prompt": "x", "max_tokens": 100_000}))
+        .post(
+            "/v1/completions",
+            json!({"model": model(), "prompt": "x", "max_tokens": 100_000}),
+        )
         .await;
     check(s, &b, 400, "context");
     assert_eq!(b["error"]["code"], "context_length_exceeded");
     let (s, b) = fx
-        .post("/v1/completions", json!({"model": model(), "prompt": "x", "presence_penalty": 1.0}))
+        .post(
+            "/v1/completions",
+            json!({"model": model(), "prompt": "x", "presence_penalty": 1.0}),
+        )
         .await;
     check(s, &b, 400, "presence_penalty");
     let (s, b) = fx
-        .post("/v1/completions", json!({"model": model(), "prompt": "x".repeat(5000)}))
+        .post(
+            "/v1/completions",
+            json!({"model": model(), "prompt": "x".repeat(5000)}),
+        )
         .await;
     check(s, &b, 413, "");
     let res = fx
@@ -152,7 +197,13 @@ async fn a_full_queue_answers_429_and_a_client_that_leaves_stops_its_generation(
     let fx = Fixture::with(false, |c| c.queue = 1).await;
     let long = json!({"model": model(), "prompt": "Once upon a time", "max_tokens": 1900,
                       "temperature": 0, "stream": true});
-    let res = fx.client.post(fx.url("/v1/completions")).json(&long).send().await.unwrap();
+    let res = fx
+        .client
+        .post(fx.url("/v1/completions"))
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
     let mut running = SseReader::new(res);
     running.next().await.expect("a first chunk");
     // One running, one waiting in the queue of one: the third is refused.
@@ -160,7 +211,8 @@ async fn a_full_queue_answers_429_and_a_client_that_leaves_stops_its_generation(
         let client = fx.client.clone();
         let url = fx.url("/v1/completions");
         tokio::spawn(async move {
-            let short = json!({"model": model(), "prompt": "Hello", "max_tokens": 4, "temperature": 0});
+            let short =
+                json!({"model": model(), "prompt": "Hello", "max_tokens": 4, "temperature": 0});
             let started = Instant::now();
             let res = client.post(url).json(&short).send().await.unwrap();
             (res.status().as_u16(), started.elapsed())
@@ -192,19 +244,30 @@ async fn a_full_queue_answers_429_and_a_client_that_leaves_stops_its_generation(
     .await;
     let generated = fx.metric("tektra_generated_tokens_total").await;
     println!("the queued request waited {waited:?}; tokens generated in all: {generated}");
-    assert!(generated < 1900.0, "the abandoned generation ran on: {generated} tokens");
+    assert!(
+        generated < 1900.0,
+        "the abandoned generation ran on: {generated} tokens"
+    );
     assert_eq!(fx.metric("tektra_requests_rejected_total").await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn thirty_two_concurrent_streams_all_finish_unmixed() {
     let fx = Fixture::new().await;
-    let prompts = ["The capital of France is", "Water boils at", "One, two, three,", "The sky is"];
+    let prompts = [
+        "The capital of France is",
+        "Water boils at",
+        "One, two, three,",
+        "The sky is",
+    ];
     // Each prompt's greedy answer, one request at a time.
     let mut expected = Vec::new();
     for p in prompts {
         let (s, b) = fx
-            .post("/v1/completions", json!({"model": model(), "prompt": p, "max_tokens": 16, "temperature": 0}))
+            .post(
+                "/v1/completions",
+                json!({"model": model(), "prompt": p, "max_tokens": 16, "temperature": 0}),
+            )
             .await;
         assert_eq!(s, 200, "{b}");
         expected.push(b["choices"][0]["text"].as_str().unwrap().to_string());
@@ -242,7 +305,11 @@ async fn thirty_two_concurrent_streams_all_finish_unmixed() {
     for t in tasks {
         let (i, text, done, first, total) = t.await.unwrap();
         assert!(done, "stream {i} ended without [DONE]");
-        assert_eq!(text, expected[i % 4], "stream {i} got another stream's text");
+        assert_eq!(
+            text,
+            expected[i % 4],
+            "stream {i} got another stream's text"
+        );
         latencies.push(total);
         firsts.push(first);
     }

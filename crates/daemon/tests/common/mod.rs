@@ -1,6 +1,12 @@
 //! A local Hub serving the SmolLM2 test model, and a daemon over an empty
 //! cache that fetches from it; an SSE reader over reqwest.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::time::{Duration, Instant};
 
@@ -203,7 +209,10 @@ where
 {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < limit, "condition not reached in {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "condition not reached in {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
