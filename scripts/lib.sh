@@ -70,13 +70,15 @@ llama_cpp_build_env() {
 # runner, whose version must equal the gungraun library's in
 # benches/check/Cargo.toml.
 GUNGRAUN_VERSION=0.20.0
-# Debian's Chromium and its WebDriver, for the daemon page's browser test.
+# Debian's Chromium and its WebDriver (the daemon page's browser test),
+# and curl (the daemon's event streams read by a client we did not write).
 ensure_browser() {
-  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-    log "installing chromium and chromium-driver (Debian packages)"
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
+      || ! command -v curl >/dev/null 2>&1; then
+    log "installing chromium, chromium-driver and curl (Debian packages)"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium chromium-driver curl >/dev/null
   fi
 }
 

@@ -8,6 +8,7 @@
 )]
 
 mod common;
+mod daemon;
 mod download;
 mod engine;
 mod interop;
