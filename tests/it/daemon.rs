@@ -22,7 +22,14 @@ fn the_daemon_serves_a_model_given_at_start_and_stops_on_request() {
     let model = tektra_testdata::smollm2_gguf();
     let mut daemon = Running::spawn(
         Command::new(env!("CARGO_BIN_EXE_tektra"))
-            .args(["daemon", "--addr", "127.0.0.1:0", "--threads", "1", "--model"])
+            .args([
+                "daemon",
+                "--addr",
+                "127.0.0.1:0",
+                "--threads",
+                "1",
+                "--model",
+            ])
             .arg(&model)
             .env("HF_HOME", home.path())
             .env("HF_HUB_OFFLINE", "1")
@@ -38,7 +45,14 @@ fn the_daemon_serves_a_model_given_at_start_and_stops_on_request() {
     let url = line.trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let start = Instant::now();
-    while curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{url}/health")]) != "200" {
+    while curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("{url}/health"),
+    ]) != "200"
+    {
         assert!(start.elapsed() < Duration::from_secs(60), "never healthy");
         std::thread::sleep(Duration::from_millis(50));
     }

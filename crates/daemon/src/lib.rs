@@ -31,6 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use hf_hub::HubOptions;
 use tektra_inference::{EngineOptions, ModelRef};
 use tokio::task::JoinHandle;
@@ -203,6 +204,11 @@ impl Daemon {
         let app = router(state, config.max_body);
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
+            // Tokens are small writes: without NODELAY each waits for the
+            // client's delayed ACK (40 ms on Linux) behind the previous one.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await;

@@ -17,7 +17,15 @@ pub(crate) fn channel() -> (mpsc::Sender<Bytes>, Response) {
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
     });
-    let mut response = Body::from_stream(body).into_response();
+    (tx, response(body))
+}
+
+/// The response streaming `frames` as server-sent events.
+pub(crate) fn response<S>(frames: S) -> Response
+where
+    S: futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+{
+    let mut response = Body::from_stream(frames).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -26,7 +34,7 @@ pub(crate) fn channel() -> (mpsc::Sender<Bytes>, Response) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies that buffer would hold back every token.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    (tx, response)
+    response
 }
 
 /// One `data:` frame (with an `id:` when given). `data` is one line of JSON

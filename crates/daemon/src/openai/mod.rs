@@ -3,6 +3,8 @@
 
 mod request;
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tektra_inference::{GenerationStats, Prompt, StopReason};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub(crate) use request::FILL_CONTEXT;
 use request::{CompletionRequest, parse};
@@ -142,6 +144,28 @@ impl Answer {
         chunk
     }
 
+    /// A text chunk's JSON up to its text, which follows as a JSON string
+    /// (field order as [`Answer::chunk`] writes it, keys sorted).
+    fn text_head(&self) -> String {
+        let kind = match self.endpoint {
+            Endpoint::Chat => "chat.completion.chunk",
+            Endpoint::Text => "text_completion",
+        };
+        let start = format!(
+            "{{\"choices\":[{{\"index\":0,{}",
+            match self.endpoint {
+                Endpoint::Chat => "\"delta\":{\"content\":",
+                Endpoint::Text => "\"text\":",
+            }
+        );
+        // The fields after `choices`, moved before it: JSON objects are
+        // unordered, and this keeps the text last.
+        let rest = json!({"id": self.id, "object": kind, "created": self.created,
+                          "model": self.model, "system_fingerprint": null});
+        let rest = rest.to_string();
+        format!("{{{},{}", &rest[1..rest.len() - 1], &start[1..])
+    }
+
     /// The whole answer of a request that did not stream.
     fn whole(&self, text: String, stats: &GenerationStats) -> Value {
         let choice = match self.endpoint {
@@ -233,61 +257,89 @@ async fn complete(
     if let Some(Piece::Done(Err(e))) = &first {
         return Err(ApiError::from_engine(e));
     }
-    let include_usage = req.include_usage();
-    let (frames, response) = sse::channel();
-    tokio::spawn(async move {
-        let _guard = guard;
-        let send = |v: Value| {
-            let frames = frames.clone();
-            async move { frames.send(sse::frame(None, &v.to_string())).await.is_ok() }
-        };
-        if answer.endpoint == Endpoint::Chat
-            && !send(answer.chunk("", None, Some(("role", json!("assistant"))))).await
-        {
-            return;
-        }
-        let mut next = first;
+    let mut stream = Streamed {
+        frames: VecDeque::new(),
+        ended: false,
+        include_usage: req.include_usage(),
+        head: answer.text_head(),
+        answer,
+        pieces,
+        _guard: guard,
+    };
+    if stream.answer.endpoint == Endpoint::Chat {
+        let role = stream
+            .answer
+            .chunk("", None, Some(("role", json!("assistant"))));
+        stream.frames.push_back(sse::frame(None, &role.to_string()));
+    }
+    stream.take(first);
+    // The body is this stream, polled by the connection itself: no task or
+    // channel between the model's thread and the socket. A client that
+    // goes away drops it, and with it the receiver and the cancel guard.
+    let body = futures::stream::unfold(stream, |mut s| async move {
         loop {
-            match next {
-                Some(Piece::Text(t)) => {
-                    if !send(answer.chunk(&t, None, None)).await {
-                        return;
-                    }
-                }
-                Some(Piece::Done(Ok(stats))) => {
-                    let last = answer.chunk(
-                        "",
-                        Some(finish_reason(&stats)),
-                        Some(("timings", timings(&stats))),
-                    );
-                    if !send(last).await {
-                        return;
-                    }
-                    if include_usage {
-                        let mut u = answer.chunk("", None, Some(("usage", usage(&stats))));
-                        u["choices"] = json!([]);
-                        if !send(u).await {
-                            return;
-                        }
-                    }
-                    break;
-                }
-                Some(Piece::Done(Err(e))) => {
-                    if !send(ApiError::from_engine(&e).body()).await {
-                        return;
-                    }
-                    break;
-                }
-                None => {
-                    let _ = send(ApiError::server("the model's thread stopped").body()).await;
-                    break;
+            if let Some(frame) = s.frames.pop_front() {
+                return Some((Ok::<_, Infallible>(frame), s));
+            }
+            if s.ended {
+                return None;
+            }
+            let piece = s.pieces.recv().await;
+            s.take(piece);
+        }
+    });
+    Ok(sse::response(body))
+}
+
+/// A streamed answer: the pieces still to come and the frames made of those
+/// that came.
+struct Streamed {
+    answer: Answer,
+    /// The start of a text chunk, up to the text itself.
+    head: String,
+    pieces: mpsc::UnboundedReceiver<Piece>,
+    frames: VecDeque<Bytes>,
+    ended: bool,
+    include_usage: bool,
+    _guard: DropGuard,
+}
+
+impl Streamed {
+    /// Turns one piece (or the end of the channel) into frames.
+    fn take(&mut self, piece: Option<Piece>) {
+        let mut push = |v: &Value| self.frames.push_back(sse::frame(None, &v.to_string()));
+        match piece {
+            Some(Piece::Text(t)) => {
+                // Built from the precomputed head: a JSON value per token
+                // would be most of the daemon's work per token.
+                let text = serde_json::to_string(&t).unwrap_or_default();
+                let tail = match self.answer.endpoint {
+                    Endpoint::Chat => "},\"logprobs\":null,\"finish_reason\":null}]}",
+                    Endpoint::Text => ",\"logprobs\":null,\"finish_reason\":null}]}",
+                };
+                self.frames
+                    .push_back(Bytes::from(format!("data: {}{text}{tail}\n\n", self.head)));
+                return;
+            }
+            Some(Piece::Done(Ok(stats))) => {
+                push(&self.answer.chunk(
+                    "",
+                    Some(finish_reason(&stats)),
+                    Some(("timings", timings(&stats))),
+                ));
+                if self.include_usage {
+                    let mut u = self.answer.chunk("", None, Some(("usage", usage(&stats))));
+                    u["choices"] = json!([]);
+                    push(&u);
                 }
             }
-            next = pieces.recv().await;
+            Some(Piece::Done(Err(e))) => push(&ApiError::from_engine(&e).body()),
+            None => push(&ApiError::server("the model's thread stopped").body()),
         }
-        let _ = frames.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-    });
-    Ok(response)
+        self.frames
+            .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+        self.ended = true;
+    }
 }
 
 /// `GET /v1/models`: the cache's models, and which are loaded.
