@@ -16,6 +16,8 @@ pub enum Stage {
     Prefetching,
     /// Running the model once so the first real token comes quickly.
     WarmingUp,
+    /// Re-hashing files already in the cache (`tektra cache verify`).
+    Verifying,
 }
 
 /// Where one file (or, for file-less events, the stage) stands.

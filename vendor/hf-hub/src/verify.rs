@@ -251,7 +251,7 @@ pub fn hash_file(path: &std::path::Path, expected: &Expected) -> std::io::Result
 
 /// [`hash_file`] that checks `stop` between blocks (an error of kind
 /// `Interrupted` when it fired) and reports each block's length.
-pub(crate) fn hash_file_until(
+pub fn hash_file_until(
     path: &std::path::Path,
     expected: &Expected,
     stop: &CancellationToken,

@@ -43,6 +43,28 @@ pub(crate) fn is_set(path: &Path, name: &str) -> bool {
     sys::get(path, ATTR).is_some_and(|v| v == expected.as_bytes())
 }
 
+/// When our downloads or loads last used a snapshot folder: an attribute
+/// on the folder holding Unix seconds (so `tektra cache prune` can remove
+/// the least recently used; atime alone is often off or coarse).
+const USED: &str = "user.tektra.last_used";
+
+/// Records that the snapshot at `dir` is used now (best effort: where the
+/// file system has no attributes, pruning falls back to access times).
+pub fn mark_used(dir: &Path) {
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let _ = sys::set(dir, USED, now.to_string().as_bytes());
+}
+
+/// When the snapshot at `dir` was last used by us, if recorded.
+#[must_use]
+pub fn last_used(dir: &Path) -> Option<std::time::SystemTime> {
+    let value = sys::get(dir, USED)?;
+    let secs: u64 = std::str::from_utf8(&value).ok()?.trim().parse().ok()?;
+    Some(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 #[cfg(any(target_os = "linux", target_os = "macos"))]
 #[allow(unsafe_code)]
 mod sys {

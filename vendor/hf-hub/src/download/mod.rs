@@ -299,6 +299,8 @@ impl Hub {
         }
         let files = results.into_iter().collect::<Result<Vec<_>, _>>()?;
         tracker.end_stage(None);
+        // For `tektra cache prune`: the least recently used go first.
+        crate::cache::mark_used(&repo_cache.snapshot_dir(&commit));
         Ok(Snapshot {
             dir: repo_cache.snapshot_dir(&commit),
             commit,

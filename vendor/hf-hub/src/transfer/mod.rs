@@ -338,9 +338,10 @@ fn check_space(path: &Path, needed: u64) -> Result<(), HubError> {
     }
 }
 
+/// Bytes an unprivileged process may still write on `dir`'s file system.
 #[cfg(unix)]
 #[allow(unsafe_code)]
-fn available_space(dir: &Path) -> Option<u64> {
+pub fn available_space(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -356,7 +357,8 @@ fn available_space(dir: &Path) -> Option<u64> {
     Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
 }
 
+/// Unknown off Unix.
 #[cfg(not(unix))]
-fn available_space(_dir: &Path) -> Option<u64> {
+pub fn available_space(_dir: &Path) -> Option<u64> {
     None
 }
