@@ -47,6 +47,10 @@ pub(crate) struct Args {
     /// Never use Xet: every file over plain HTTP (as HF_HUB_DISABLE_XET=1).
     #[arg(long)]
     no_xet: bool,
+    /// Before downloading, prune the cache's least recently used revisions
+    /// (other repos') until the disk has this much free (e.g. 50G).
+    #[arg(long, value_name = "SIZE", env = "TEKTRA_KEEP_FREE")]
+    keep_free: Option<String>,
 }
 
 impl Args {
@@ -103,6 +107,9 @@ async fn download(args: &Args, display: &Display) -> Result<PathBuf, HubError> {
     let repo = RepoRef::new(args.repo_type(), &args.repo)?;
     let revision = Revision::new(&args.revision)?;
     let hub = Hub::new(args.options())?;
+    if let Some(size) = &args.keep_free {
+        make_room(hub.cache().root(), &args.repo, size, args.output.json)?;
+    }
     let cancel = cancel_on_ctrl_c();
     if args.files.is_empty() {
         let filter = Filter::new(&args.include, &args.exclude)?;
@@ -138,4 +145,48 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+}
+
+/// `--keep-free`: prunes other repos' least recently used revisions (and
+/// leftovers) until the disk has `size` free, saying what went.
+fn make_room(root: &std::path::Path, repo: &str, size: &str, json: bool) -> Result<(), HubError> {
+    let bad = |reason: String| HubError::InvalidOption {
+        name: "keep_free",
+        value: size.to_string(),
+        reason,
+    };
+    let keep_free = tektra_cache::parse_size(size).map_err(|e| bad(e.to_string()))?;
+    let Ok(scan) = tektra_cache::scan(root) else {
+        return Ok(()); // no cache yet: nothing to prune
+    };
+    let in_use: Vec<PathBuf> = scan
+        .repos
+        .iter()
+        .filter(|r| r.id == repo)
+        .flat_map(|r| r.revisions.iter().map(|v| v.dir.clone()))
+        .collect();
+    let limits = tektra_cache::PruneLimits {
+        keep_free: Some(keep_free),
+        ..tektra_cache::PruneLimits::default()
+    };
+    let free = hf_hub::cache::available_space(root);
+    let plan =
+        tektra_cache::plan_prune(&scan, &limits, &in_use, free, std::time::SystemTime::now())
+            .map_err(|e| bad(e.to_string()))?;
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let removed = tektra_cache::execute(root, &plan).map_err(|e| bad(e.to_string()))?;
+    let note = format!(
+        "pruned {} revision(s), {} freed, to keep {} free",
+        removed.revisions,
+        tektra_cache::format_size(removed.freed),
+        tektra_cache::format_size(keep_free)
+    );
+    if json {
+        eprintln!("{}", serde_json::json!({"level": "INFO", "message": note}));
+    } else {
+        eprintln!("{note}");
+    }
+    Ok(())
 }

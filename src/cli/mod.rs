@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch. One file per subcommand.
 
+mod cache;
 mod chat;
 mod daemon;
 mod download;
@@ -34,6 +35,8 @@ enum Command {
     Chat(chat::Args),
     /// Serve an OpenAI-compatible API, model jobs with live progress, and a web page.
     Daemon(daemon::Args),
+    /// List, verify, remove and prune what the Hub cache holds.
+    Cache(cache::Args),
 }
 
 /// Exit status for a run stopped by Ctrl-C.
@@ -53,6 +56,7 @@ impl Command {
             Command::Load(args) => args.output.json,
             Command::Run(args) => args.model.output.json,
             Command::Chat(args) => args.model.output.json,
+            Command::Cache(args) => args.json_output(),
             Command::Serve(_) | Command::Daemon(_) => false,
         }
     }
@@ -104,6 +108,7 @@ pub(crate) fn main() -> i32 {
             Command::Run(args) => run::run(args).await,
             Command::Chat(args) => chat::run(args).await,
             Command::Daemon(args) => daemon::run(args).await,
+            Command::Cache(args) => cache::run(args).await,
         }
     })
 }

@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod cache;
 mod common;
 mod daemon;
 mod download;

@@ -192,9 +192,12 @@ pub(crate) async fn delete_model(
         .await
         .map_err(|e| ApiError::server(e.to_string()))?
         .map_err(|e| match e {
-            crate::cache::RemoveError::NotCached(_) => ApiError::not_found(e.to_string()),
-            crate::cache::RemoveError::NotHub(_) => ApiError::invalid(e.to_string()),
-            crate::cache::RemoveError::Io { .. } => ApiError::server(e.to_string()),
+            tektra_cache::CacheError::UnknownRepo(_)
+            | tektra_cache::CacheError::UnknownRevision { .. }
+            | tektra_cache::CacheError::NotFound(_) => ApiError::not_found(e.to_string()),
+            tektra_cache::CacheError::Locked(_) => ApiError::conflict(e.to_string()),
+            tektra_cache::CacheError::BadTarget(_) => ApiError::invalid(e.to_string()),
+            _ => ApiError::server(e.to_string()),
         })?;
     Ok(
         Json(json!({"id": reference, "object": "model", "deleted": true, "freed_bytes": freed}))
