@@ -70,6 +70,14 @@ llama_cpp_build_env() {
 # runner, whose version must equal the gungraun library's in
 # benches/check/Cargo.toml.
 GUNGRAUN_VERSION=0.20.0
+# The Python bindings (bindings/python, PyO3) built with maturin into the
+# test venv: the dev profile and target dir the test build uses, so after
+# that build only the bindings' own crate compiles.
+ensure_bindings() {
+  VIRTUAL_ENV="$TEKTRA_VENV" PATH="$TEKTRA_VENV/bin:$PATH" \
+    "$TEKTRA_VENV/bin/maturin" develop --quiet --manifest-path "$ROOT/bindings/python/Cargo.toml"
+}
+
 # Debian's Chromium and its WebDriver (the daemon page's browser test),
 # and curl (the daemon's event streams read by a client we did not write).
 ensure_browser() {

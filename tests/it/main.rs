@@ -14,6 +14,7 @@ mod download;
 mod engine;
 mod interop;
 mod one_version;
+mod python;
 mod serve;
 #[cfg(feature = "xet")]
 mod xet;
