@@ -1,6 +1,7 @@
 //! Download benchmark (release build): a 1 GiB file from `tektra serve` on
 //! loopback, fetched by `tektra download`, by `tektra download` with
 //! syncing off (`TEKTRA_HUB_FSYNC=0`, to show what durability costs), by
+//! `tektra.download` from Python (the bindings, release build), by
 //! upstream hf-hub 0.4.3's tokio API with `high()`, and by Python's
 //! huggingface_hub, in the same run, once with every connection capped at
 //! 50 MB/s and once uncapped. Each client is its own process; the kernel's
@@ -23,6 +24,9 @@ const FILE: &str = "model.bin";
 /// `tektra download` without syncing: the price of durability is the
 /// difference to the `tektra` row.
 const NO_FSYNC: &str = "tektra, no fsync";
+/// `tektra.download` from Python (bindings/python, a release build that
+/// `scripts/bench download` installs into the test venv).
+const PYTHON_BINDING: &str = "tektra (Python)";
 
 struct Paths {
     tektra: PathBuf,
@@ -92,6 +96,14 @@ fn client(p: &Paths, which: &str, endpoint: &str, cache: &Path) -> Command {
             );
             c
         }
+        PYTHON_BINDING => {
+            let mut c = Command::new(&p.python);
+            c.arg("-c").arg(format!(
+                "import tektra\nprint(tektra.download('{REPO}', files=['{FILE}'], cache_dir={cache:?}))"
+            ));
+            c.env("TEKTRA_HUB_FSYNC", "1");
+            c
+        }
         "hf-hub 0.4.3" => {
             let mut c = Command::new(&p.upstream);
             c.arg(endpoint).arg(cache).arg(REPO).arg(FILE);
@@ -141,7 +153,13 @@ fn bench() -> Result<(), String> {
 }
 
 fn run_all(p: &Paths, server: &Served) -> Result<(), String> {
-    let tools = ["tektra", NO_FSYNC, "hf-hub 0.4.3", "huggingface_hub"];
+    let tools = [
+        "tektra",
+        NO_FSYNC,
+        PYTHON_BINDING,
+        "hf-hub 0.4.3",
+        "huggingface_hub",
+    ];
     let mut results: Vec<(&str, &str, Cost)> = Vec::new();
     for (mode, cap) in [
         ("capped 50 MB/s per connection", Some(CAP)),
@@ -225,15 +243,31 @@ fn report(results: &[(&str, &str, Cost)]) {
             "  peak RSS < 40 MB                     {rss:6.1} MB  {}",
             verdict(rss < 40.0)
         );
-        for line in history::record(
-            "download",
-            vec![
-                Metric::ratio("capped_vs_hf_hub", vs_up),
-                Metric::ratio("capped_vs_huggingface_hub", vs_py),
-                Metric::value("uncapped_rate", rate, "GB/s"),
-                Metric::value("peak_rss", rss, "MB"),
-            ],
+        let mut metrics = vec![
+            Metric::ratio("capped_vs_hf_hub", vs_up),
+            Metric::ratio("capped_vs_huggingface_hub", vs_py),
+            Metric::value("uncapped_rate", rate, "GB/s"),
+            Metric::value("peak_rss", rss, "MB"),
+        ];
+        if let (Some(binding), Some(binding_fast)) = (
+            get("capped", PYTHON_BINDING),
+            get("uncapped", PYTHON_BINDING),
         ) {
+            let vs_cli = ours.secs / binding.secs;
+            let vs_cli_fast = fast.secs / binding_fast.secs;
+            let vs_hf = py.secs / binding.secs;
+            println!(
+                "  Python binding, capped: >= 0.95x the CLI  {vs_cli:6.2}x  {} (uncapped {vs_cli_fast:.2}x)",
+                verdict(vs_cli >= 0.95)
+            );
+            println!(
+                "  Python binding, capped: >= 5x huggingface_hub  {vs_hf:6.2}x  {}",
+                verdict(vs_hf >= 5.0)
+            );
+            metrics.push(Metric::ratio("python_binding_vs_cli", vs_cli));
+            metrics.push(Metric::ratio("python_binding_vs_huggingface_hub", vs_hf));
+        }
+        for line in history::record("download", metrics) {
             println!("{line}");
         }
     }
