@@ -30,7 +30,9 @@ use std::path::{Path, PathBuf};
 
 pub use listing::{Entry, Filter, Sort, entries};
 pub use prune::{PruneLimits, STALE_INCOMPLETE, plan_prune};
-pub use remove::{PlannedRevision, RemovalPlan, Removed, execute, plan_remove, plan_remove_file};
+pub use remove::{
+    PlannedRevision, RemovalPlan, Removed, execute, pin, plan_remove, plan_remove_file,
+};
 pub use scan::{CacheScan, CachedFile, Incomplete, Problem, Repo, RepoKind, Revision, scan};
 pub use target::Target;
 pub use units::{format_age, format_size, parse_duration, parse_size};

@@ -240,6 +240,54 @@ pub(crate) fn try_lock(path: &Path) -> Result<Option<File>, CacheError> {
     }
 }
 
+/// Takes shared locks on the blobs behind `path` (a file of a snapshot, or
+/// a snapshot folder) and holds them while the returned files live: `rm`
+/// and `prune`, in any process, then leave those blobs alone. What a
+/// process that has a model loaded holds. Paths outside a Hub cache pin
+/// nothing.
+#[must_use]
+pub fn pin(path: &Path) -> Vec<File> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut held = Vec::new();
+    for file in files {
+        let Ok(blob) = std::fs::canonicalize(&file) else {
+            continue;
+        };
+        let in_blobs = blob
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|n| n == "blobs");
+        let root = blob.parent().and_then(Path::parent).and_then(Path::parent);
+        let (true, Some(root)) = (in_blobs, root) else {
+            continue;
+        };
+        let Some(lock) = lock_of(root, &blob) else {
+            continue;
+        };
+        if let Some(dir) = lock.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let Ok(f) = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+        else {
+            continue;
+        };
+        if f.lock_shared().is_ok() {
+            held.push(f);
+        }
+    }
+    held
+}
+
 /// What [`execute`] removed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Removed {

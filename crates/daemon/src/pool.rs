@@ -46,6 +46,9 @@ pub(crate) struct Worker {
     last_used: Mutex<Instant>,
     /// Loaded by `--model` at start: never unloaded for idleness.
     pinned: bool,
+    /// Shared locks on the model's blobs while it is loaded, so that
+    /// `tektra cache rm`/`prune` in any process leave them alone.
+    _blobs: Vec<std::fs::File>,
 }
 
 /// The queue is full: try again later.
@@ -318,6 +321,7 @@ impl Pool {
         let (tx, rx) = mpsc::channel(self.config.queue.max(1));
         let pending = Arc::new(AtomicUsize::new(0));
         let worker = Arc::new(Worker {
+            _blobs: tektra_cache::pin(&engine.info().path),
             info: engine.info().clone(),
             tx,
             pending: pending.clone(),

@@ -217,6 +217,18 @@ async fn removing_a_model_is_refused_while_it_is_downloading_or_loaded() {
     assert_eq!(s, 200);
     let res = fx.client.delete(fx.url(&path)).send().await.unwrap();
     assert_eq!(res.status(), 409);
+    // And `tektra cache rm` (any process) is refused too: the daemon holds
+    // shared locks on the loaded model's blobs.
+    let cache = fx.home.path().join("hub");
+    let scan = tektra_cache::scan(&cache).unwrap();
+    let plan = tektra_cache::plan_remove(&scan, &[REPO.parse().unwrap()]).unwrap();
+    let err = tektra_cache::execute(&cache, &plan).unwrap_err();
+    assert!(matches!(err, tektra_cache::CacheError::Locked(_)), "{err}");
+    assert!(
+        cache
+            .join("models--QuantFactory--SmolLM2-135M-Instruct-GGUF")
+            .exists()
+    );
     let res = fx
         .client
         .delete(fx.url("/v1/models/../../etc"))

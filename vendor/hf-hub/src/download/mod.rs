@@ -189,6 +189,7 @@ impl Hub {
                 .map(|p| offline_file(self, &repo_cache, repo, revision, p))
                 .collect::<Result<Vec<_>, _>>()?;
             let commit = files.first().map(|f| f.commit.clone()).unwrap_or_default();
+            crate::cache::mark_used(&repo_cache.snapshot_dir(&commit));
             return Ok(Snapshot {
                 dir: repo_cache.snapshot_dir(&commit),
                 commit,
