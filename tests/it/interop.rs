@@ -157,3 +157,77 @@ async fn a_cache_written_by_huggingface_hub_is_the_same_as_ours() {
         paths(&theirs)
     );
 }
+
+/// huggingface_hub's HfApi, unchanged, against `tektra serve`'s routes.
+#[tokio::test(flavor = "multi_thread")]
+async fn hf_api_reads_repo_info_listings_and_paths_from_our_server() {
+    let fx = Fixture::new().await;
+    let py = fx.python(
+        &format!(
+            r#"
+import json
+from huggingface_hub import HfApi
+api = HfApi()
+info = api.model_info("org/model")
+full = api.model_info("org/model", files_metadata=True)
+at = api.model_info("org/model", revision=info.sha)
+sizes = {{s.rfilename: (s.size, s.lfs.sha256 if s.lfs else None) for s in full.siblings}}
+found = [m.id for m in api.list_models(search="mod", author="org", limit=10)]
+everything = [m.id for m in api.list_models()]
+with_token = [m.id for m in api.list_models(token="{TOKEN}")]
+files = api.list_repo_files("org/model")
+tree = sorted((e.path, type(e).__name__) for e in api.list_repo_tree("org/model", recursive=True))
+top = sorted(e.path for e in api.list_repo_tree("org/model"))
+paths = sorted((e.path, type(e).__name__) for e in api.get_paths_info("org/model", ["config.json", "extra", "nope.txt"]))
+exists = [api.file_exists("org/model", "config.json"), api.file_exists("org/model", "nope.txt"), api.repo_exists("org/model"), api.repo_exists("org/none")]
+private = api.model_info("org/private", token="{TOKEN}").id
+print(json.dumps(dict(sha=info.sha, same=at.sha == info.sha, siblings=sorted(s.rfilename for s in info.siblings), sizes=sizes,
+    found=found, everything=everything, with_token=with_token, files=sorted(files), tree=tree, top=top, paths=paths, exists=exists, private=private)))
+"#
+        ),
+        false,
+    );
+    assert!(py.status.success(), "{}", stderr(&py));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&py)).unwrap();
+    assert_eq!(v["sha"].as_str().unwrap().len(), 40);
+    assert_eq!(v["same"], true);
+    let files = serde_json::json!(["config.json", "extra/notes.md", "weights.bin"]);
+    assert_eq!(v["siblings"], files);
+    assert_eq!(v["files"], files);
+    assert_eq!(v["sizes"]["weights.bin"][0], BIG as u64);
+    assert_eq!(
+        v["sizes"]["weights.bin"][1].as_str().unwrap().len(),
+        64,
+        "LFS sha256: {v}"
+    );
+    assert_eq!(v["sizes"]["extra/notes.md"][0], 6);
+    assert_eq!(v["found"], serde_json::json!(["org/model"]));
+    assert_eq!(
+        v["everything"],
+        serde_json::json!(["org/model"]),
+        "private repos stay hidden"
+    );
+    assert_eq!(
+        v["with_token"],
+        serde_json::json!(["org/model", "org/private"])
+    );
+    assert_eq!(
+        v["tree"],
+        serde_json::json!([
+            ["config.json", "RepoFile"],
+            ["extra", "RepoFolder"],
+            ["extra/notes.md", "RepoFile"],
+            ["weights.bin", "RepoFile"]
+        ])
+    );
+    assert_eq!(
+        v["top"],
+        serde_json::json!(["config.json", "extra", "weights.bin"])
+    );
+    assert_eq!(
+        v["paths"],
+        serde_json::json!([["config.json", "RepoFile"], ["extra", "RepoFolder"]])
+    );
+    assert_eq!(v["exists"], serde_json::json!([true, false, true, false]));
+    assert_eq!(v["private"], "org/private");
+}

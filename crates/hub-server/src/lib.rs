@@ -29,6 +29,7 @@
 
 mod body;
 mod faults;
+mod info;
 mod listen;
 mod origin;
 mod routes;

@@ -20,7 +20,7 @@ use crate::store::{FileEntry, Kind, Repo};
 /// How long CDN links stay valid.
 const CDN_LINK_SECS: u64 = 3600;
 
-fn percent_decode(segment: &str) -> String {
+pub(crate) fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let hex = |b: u8| {
         char::from(b)
@@ -162,14 +162,40 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
             return status(StatusCode::NOT_FOUND, None, "Not found");
         };
         let rest = &segments[2..];
+        // A hostile server's extra listing entry (fault injection).
+        let hostile: Vec<serde_json::Value> = state
+            .faults
+            .plan()
+            .hostile_listing_path
+            .map(|bad| json!({ "rfilename": bad }))
+            .into_iter()
+            .collect();
+        if rest.iter().all(String::is_empty) {
+            return crate::info::list(&state, kind, &query, &headers);
+        }
         if let Some((kind, id, tail)) = split_repo(rest, "revision", Some(kind)) {
-            return revision_info(&state, kind, &id, &tail.join("/"), &headers);
+            let rev = tail.join("/");
+            return crate::info::repo_info(&state, kind, &id, &rev, &query, &headers, &hostile);
+        }
+        if let Some((kind, id, tail)) = split_repo(rest, "paths-info", Some(kind)) {
+            if method != Method::POST {
+                return status(StatusCode::METHOD_NOT_ALLOWED, None, "Method not allowed");
+            }
+            let Ok(body) = axum::body::to_bytes(request.into_body(), 1 << 20).await else {
+                return status(StatusCode::PAYLOAD_TOO_LARGE, None, "body too large");
+            };
+            let rev = tail.join("/");
+            return crate::info::paths_info(&state, kind, &id, &rev, &body, &headers);
         }
         if let Some((kind, id, tail)) = split_repo(rest, "tree", Some(kind)) {
             return tree(&state, &bases, kind, &id, tail, &query, &headers, &raw_path);
         }
         if let Some((kind, id, tail)) = split_repo(rest, "xet-read-token", Some(kind)) {
             return crate::xet::token(&state, &bases, kind, &id, &tail.join("/"), &headers).await;
+        }
+        if (1..=2).contains(&rest.len()) && method == Method::GET {
+            let id = rest.join("/");
+            return crate::info::repo_info(&state, kind, &id, "main", &query, &headers, &hostile);
         }
         return status(StatusCode::NOT_FOUND, None, "Not found");
     }
@@ -254,43 +280,6 @@ fn resolve(
     content_response(entry, headers, head, &state.faults, extra)
 }
 
-fn revision_info(
-    state: &AppState,
-    kind: Kind,
-    id: &str,
-    revision: &str,
-    headers: &HeaderMap,
-) -> Response<Body> {
-    let store = state.store();
-    let (repo, commit) = match repo_at(&store, kind, id, revision, headers) {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    let files = repo
-        .commits
-        .get(commit)
-        .map(|f| f.keys().cloned().collect::<Vec<_>>())
-        .unwrap_or_default();
-    let mut siblings: Vec<serde_json::Value> =
-        files.iter().map(|f| json!({ "rfilename": f })).collect();
-    if let Some(bad) = state.faults.plan().hostile_listing_path {
-        siblings.push(json!({ "rfilename": bad }));
-    }
-    let body = json!({
-        "_id": commit,
-        "id": id,
-        "modelId": id,
-        "sha": commit,
-        "private": !repo.tokens.is_empty(),
-        "disabled": false,
-        "gated": false,
-        "lastModified": "2026-01-01T00:00:00.000Z",
-        "tags": [],
-        "siblings": siblings,
-    });
-    json_response(&body, HeaderMap::new())
-}
-
 pub(crate) fn json_response(body: &serde_json::Value, mut headers: HeaderMap) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
     headers.insert(
@@ -301,7 +290,7 @@ pub(crate) fn json_response(body: &serde_json::Value, mut headers: HeaderMap) ->
     response
 }
 
-fn tree_entry(path: &str, entry: &FileEntry) -> serde_json::Value {
+pub(crate) fn tree_entry(path: &str, entry: &FileEntry) -> serde_json::Value {
     let mut value = json!({ "type": "file", "oid": entry.oid, "size": entry.size, "path": path });
     if let Some(sha) = &entry.lfs_sha256 {
         value["lfs"] = json!({ "oid": sha, "size": entry.size, "pointerSize": 134 });
