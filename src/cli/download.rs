@@ -47,6 +47,10 @@ pub(crate) struct Args {
     /// Never use Xet: every file over plain HTTP (as HF_HUB_DISABLE_XET=1).
     #[arg(long)]
     no_xet: bool,
+    /// Download at most this fast, all files and connections together
+    /// (e.g. 10MB/s; HTTP only: Xet transfers cannot be paced).
+    #[arg(long, value_name = "RATE", value_parser = super::rate::parse_rate)]
+    max_rate: Option<u64>,
     /// Before downloading, prune the cache's least recently used revisions
     /// (other repos') until the disk has this much free (e.g. 50G).
     #[arg(long, value_name = "SIZE", env = "TEKTRA_KEEP_FREE")]
@@ -62,6 +66,7 @@ impl Args {
         if let Some(n) = self.max_files {
             options.max_files = n;
         }
+        options.max_rate = self.max_rate;
         if self.use_xet {
             options.xet = XetMode::Require;
         } else if self.no_xet {

@@ -6,6 +6,7 @@ mod daemon;
 mod download;
 mod load;
 mod model_args;
+mod rate;
 mod report;
 mod run;
 mod serve;

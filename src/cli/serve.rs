@@ -29,6 +29,12 @@ pub(crate) struct Args {
     /// Cap each answer's body at this many bytes per second (testing, benchmarks).
     #[arg(long)]
     rate_limit: Option<u64>,
+    /// Send at most this much to all clients together (e.g. 50MB/s).
+    #[arg(long, value_name = "RATE", value_parser = super::rate::parse_rate)]
+    max_rate: Option<u64>,
+    /// Send at most this much to each client address (e.g. 10MB/s).
+    #[arg(long, value_name = "RATE", value_parser = super::rate::parse_rate)]
+    max_rate_per_client: Option<u64>,
     /// Most connections open at once (more wait until one closes).
     #[arg(long, default_value_t = Limits::default().max_connections)]
     max_connections: usize,
@@ -71,6 +77,8 @@ impl std::fmt::Debug for Args {
             .field("public_url", &self.public_url)
             .field("private", &private)
             .field("rate_limit", &self.rate_limit)
+            .field("max_rate", &self.max_rate)
+            .field("max_rate_per_client", &self.max_rate_per_client)
             .field("max_connections", &self.max_connections)
             .field("follow_links", &self.follow_links)
             .field("test_controls", &self.test_controls);
@@ -145,6 +153,10 @@ pub(crate) async fn run(args: Args) -> i32 {
         .hub_addr(args.addr)
         .faults(plan)
         .limits(limits)
+        .max_rate(tektra_hub_server::RateLimits {
+            total: args.max_rate,
+            per_client: args.max_rate_per_client,
+        })
         .test_controls(args.test_controls);
     if let Some(addr) = args.cdn_addr {
         builder = builder.cdn_addr(addr);

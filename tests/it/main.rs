@@ -15,6 +15,7 @@ mod engine;
 mod interop;
 mod one_version;
 mod python;
+mod rate;
 mod serve;
 #[cfg(feature = "xet")]
 mod xet;

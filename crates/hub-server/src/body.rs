@@ -52,6 +52,7 @@ pub(crate) fn content_response(
     head: bool,
     faults: &Arc<Faults>,
     mut extra: HeaderMap,
+    pace: Vec<Arc<tektra_rate::RateLimiter>>,
 ) -> Response<Body> {
     let size = entry.size;
     let requested = match parse_range(request_headers, size) {
@@ -118,7 +119,7 @@ pub(crate) fn content_response(
     } else {
         bump(&faults.stats.content_answers, 1);
         match File::open(&entry.disk) {
-            Ok(file) => stream(Arc::new(file), span, drawn, faults.clone()),
+            Ok(file) => stream(Arc::new(file), span, drawn, faults.clone(), pace),
             Err(_) => {
                 let mut response = Response::new(Body::from("file vanished"));
                 *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -146,9 +147,17 @@ struct Cursor {
     started: Instant,
     drawn: Drawn,
     faults: Arc<Faults>,
+    /// Bandwidth limits this answer shares with others.
+    pace: Vec<Arc<tektra_rate::RateLimiter>>,
 }
 
-fn stream(file: Arc<File>, span: Range<u64>, drawn: Drawn, faults: Arc<Faults>) -> Body {
+fn stream(
+    file: Arc<File>,
+    span: Range<u64>,
+    drawn: Drawn,
+    faults: Arc<Faults>,
+    pace: Vec<Arc<tektra_rate::RateLimiter>>,
+) -> Body {
     let cursor = Cursor {
         file,
         pos: span.start,
@@ -157,12 +166,13 @@ fn stream(file: Arc<File>, span: Range<u64>, drawn: Drawn, faults: Arc<Faults>) 
         started: Instant::now(),
         drawn,
         faults,
+        pace,
     };
     let stream = futures::stream::unfold(cursor, |mut c| async move {
         if c.pos >= c.end {
             return None;
         }
-        let block: u64 = if c.drawn.rate_limit.is_some() {
+        let block: u64 = if c.drawn.rate_limit.is_some() || !c.pace.is_empty() {
             64 << 10
         } else {
             256 << 10
@@ -189,6 +199,9 @@ fn stream(file: Arc<File>, span: Range<u64>, drawn: Drawn, faults: Arc<Faults>) 
             if due > elapsed {
                 tokio::time::sleep(due - elapsed).await;
             }
+        }
+        for limit in &c.pace {
+            limit.take(n).await;
         }
         let (file, pos, len) = (
             c.file.clone(),

@@ -32,6 +32,7 @@ mod faults;
 mod info;
 mod listen;
 mod origin;
+mod pace;
 mod routes;
 mod store;
 mod xet;
@@ -57,6 +58,7 @@ pub fn install_tls_provider() {
 pub use faults::{ALWAYS, FaultPlan, Faults, Stats};
 pub use listen::Limits;
 pub use origin::{PublicUrl, PublicUrlError};
+pub use pace::RateLimits;
 pub use store::{
     FileEntry, Kind, LFS_THRESHOLD, Repo, Store, StoreError, is_commit_hash, parse_repo_id,
 };
@@ -72,6 +74,8 @@ pub(crate) struct AppState {
     page_size: usize,
     /// The Xet CAS, when the server was built with one.
     xet: Option<xet::XetCas>,
+    /// Bandwidth limits (`--max-rate`).
+    pacer: pace::Pacer,
 }
 
 impl AppState {
@@ -94,6 +98,7 @@ pub struct ServerBuilder {
     faults: FaultPlan,
     public_url: Option<PublicUrl>,
     limits: Limits,
+    rates: RateLimits,
     controls: bool,
     /// `Some(dir)`: run a Xet CAS (on disk under `dir`, or in memory).
     #[cfg(feature = "xet")]
@@ -109,6 +114,13 @@ impl ServerBuilder {
     #[must_use]
     pub fn xet(mut self, dir: Option<std::path::PathBuf>) -> Self {
         self.xet = Some(dir);
+        self
+    }
+
+    /// Caps what the server sends: in total, and to each client address.
+    #[must_use]
+    pub fn max_rate(mut self, limits: RateLimits) -> Self {
+        self.rates = limits;
         self
     }
 
@@ -218,6 +230,7 @@ impl ServerBuilder {
             secret: seed.finalize().into(),
             page_size: self.page_size,
             xet,
+            pacer: pace::Pacer::new(self.rates),
         });
         let shutdown = CancellationToken::new();
         let slots = Arc::new(tokio::sync::Semaphore::new(
@@ -270,6 +283,7 @@ impl Server {
             cdn_addr: None,
             page_size: 1000,
             faults: FaultPlan::default(),
+            rates: RateLimits::default(),
             public_url: None,
             limits: Limits::default(),
             controls: false,

@@ -50,6 +50,10 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LocalAddr(pub(crate) SocketAddr);
 
+/// The client's address (a request extension): per-client rate limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerAddr(pub(crate) SocketAddr);
+
 /// Serves `app` on `listener` until `stop` fires; connections open then
 /// finish their current answer.
 pub(crate) fn spawn(
@@ -92,6 +96,7 @@ pub(crate) fn spawn(
 
 async fn connection(stream: TcpStream, app: Router, limits: Limits, stop: CancellationToken) {
     let local = stream.local_addr().ok();
+    let peer = stream.peer_addr().ok();
     let epoch = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
     let io = TokioIo::new(Watched {
@@ -102,6 +107,9 @@ async fn connection(stream: TcpStream, app: Router, limits: Limits, stop: Cancel
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         if let Some(local) = local {
             request.extensions_mut().insert(LocalAddr(local));
+        }
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(PeerAddr(peer));
         }
         let mut app = app.clone();
         async move { Ok::<_, Infallible>(app.call(request).await.unwrap_or_else(|e| match e {})) }

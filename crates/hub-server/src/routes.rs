@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::body::content_response;
 use crate::faults::{FaultPlan, bump};
-use crate::listen::LocalAddr;
+use crate::listen::{LocalAddr, PeerAddr};
 use crate::origin::Bases;
 use crate::store::{FileEntry, Kind, Repo};
 
@@ -148,6 +148,7 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
         .collect();
     let headers = request.headers().clone();
     let local = request.extensions().get::<LocalAddr>().map(|l| l.0);
+    let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let Ok(bases) = state.origins.bases(&headers, local) else {
         return status(StatusCode::BAD_REQUEST, None, "malformed Host header");
     };
@@ -220,6 +221,7 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
             &headers,
             method == Method::HEAD,
             &raw_path,
+            peer,
         );
     }
     status(StatusCode::NOT_FOUND, None, "Not found")
@@ -236,6 +238,7 @@ fn resolve(
     headers: &HeaderMap,
     head: bool,
     raw_path: &str,
+    peer: Option<std::net::IpAddr>,
 ) -> Response<Body> {
     if let Some(target) = state.aliases.get(&(kind, id.to_string())) {
         // A renamed repo: a relative redirect, as the Hub gives.
@@ -277,7 +280,8 @@ fn resolve(
     if plan.announced_size.is_some() {
         set(&mut extra, "x-linked-size", &size.to_string());
     }
-    content_response(entry, headers, head, &state.faults, extra)
+    let pace = state.pacer.for_client(peer);
+    content_response(entry, headers, head, &state.faults, extra, pace)
 }
 
 pub(crate) fn json_response(body: &serde_json::Value, mut headers: HeaderMap) -> Response<Body> {
@@ -423,7 +427,9 @@ pub(crate) async fn cdn(State(state): State<Arc<AppState>>, request: Request) ->
     drop(store);
     let mut extra = HeaderMap::new();
     set(&mut extra, "etag", &format!("\"{etag}\""));
-    content_response(&entry, request.headers(), head, &state.faults, extra)
+    let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+    let pace = state.pacer.for_client(peer);
+    content_response(&entry, request.headers(), head, &state.faults, extra, pace)
 }
 
 pub(crate) fn now_secs() -> u64 {

@@ -15,6 +15,8 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) auth: Option<HeaderValue>,
     pub(crate) cache: CacheDir,
+    /// `max_rate`, shared by every transfer of this engine and its clones.
+    pub(crate) rate: Option<Arc<tektra_rate::RateLimiter>>,
     /// The Xet session and read tokens, shared by every download of this
     /// engine and its clones.
     #[cfg(feature = "xet")]
@@ -56,6 +58,16 @@ impl Hub {
     pub fn new(mut options: HubOptions) -> Result<Self, HubError> {
         options.endpoint = options.endpoint.trim_end_matches('/').to_string();
         options.check()?;
+        if let Some(rate) = options.max_rate {
+            if rate == 0 || options.xet == XetMode::Require {
+                return Err(HubError::InvalidOption {
+                    name: "max_rate",
+                    value: rate.to_string(),
+                    reason: "must be above 0, and Xet transfers cannot be paced (use HTTP)".into(),
+                });
+            }
+            options.xet = XetMode::Disabled;
+        }
         let endpoint = Url::parse(&options.endpoint)
             .map_err(|e| HubError::Config(format!("endpoint {:?}: {e}", options.endpoint)))?;
         if !matches!(endpoint.scheme(), "http" | "https") {
@@ -101,8 +113,12 @@ impl Hub {
             .build()
             .map_err(|e| HubError::Config(format!("HTTP client: {e}")))?;
         let cache = CacheDir::new(options.cache_dir.clone());
+        let rate = options
+            .max_rate
+            .map(|r| Arc::new(tektra_rate::RateLimiter::new(r)));
         Ok(Hub {
             inner: Arc::new(Inner {
+                rate,
                 options,
                 endpoint,
                 http,

@@ -65,6 +65,10 @@ pub struct HubOptions {
     /// `<cache_dir>/.xet`; [`HubOptions::from_env`] uses `$HF_HOME/xet`,
     /// where huggingface_hub keeps them too.
     pub xet_cache_dir: Option<PathBuf>,
+    /// Bytes per second every download of this engine shares at most
+    /// (all files, all connections). Xet transfers cannot be paced, so a
+    /// rate turns Xet off (and is refused with [`XetMode::Require`]).
+    pub max_rate: Option<u64>,
 }
 
 /// Bounds on what a server's answers may cost, so a hostile or broken
@@ -126,6 +130,7 @@ impl Default for HubOptions {
             user_agent: Vec::new(),
             xet: XetMode::Auto,
             xet_cache_dir: None,
+            max_rate: None,
         }
     }
 }
@@ -151,6 +156,7 @@ impl std::fmt::Debug for HubOptions {
             .field("user_agent", &self.user_agent)
             .field("xet", &self.xet)
             .field("xet_cache_dir", &self.xet_cache_dir)
+            .field("max_rate", &self.max_rate)
             .finish()
     }
 }

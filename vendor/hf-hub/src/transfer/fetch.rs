@@ -162,6 +162,12 @@ async fn fetch_once(
                     bytes.truncate(usize::try_from(left).unwrap_or(usize::MAX));
                 }
                 let len = bytes.len() as u64;
+                if let Some(limit) = &hub.inner.rate {
+                    tokio::select! {
+                        () = cancel.cancelled() => return Err(Attempt::Fatal(HubError::Cancelled.into())),
+                        () = limit.take(len) => {}
+                    }
+                }
                 let permit = tokio::select! {
                     () = cancel.cancelled() => return Err(Attempt::Fatal(HubError::Cancelled.into())),
                     p = reserve(budget, bytes.len()) => p,
