@@ -116,7 +116,7 @@ pub(crate) async fn cancel_job(
     // Answer once it has stopped (a pull notices within a moment), so the
     // caller's next pull resumes instead of joining this one.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let (_, _, mut changed) = job.events_from(usize::MAX);
+    let (_, _, mut changed) = job.events_after(usize::MAX);
     while !job.state().is_terminal() && tokio::time::Instant::now() < deadline {
         let _ = tokio::time::timeout_at(deadline, changed.changed()).await;
     }
@@ -143,13 +143,13 @@ pub(crate) async fn job_events(
     let (frames, response) = sse::channel();
     tokio::spawn(async move {
         loop {
-            let (events, ended, mut changed) = job.events_from(next);
-            for event in events {
-                next += 1;
+            let (events, ended, mut changed) = job.events_after(next);
+            for (id, event) in events {
+                next = id;
                 let Ok(line) = serde_json::to_string(&event) else {
                     continue;
                 };
-                if frames.send(sse::frame(Some(next), &line)).await.is_err() {
+                if frames.send(sse::frame(Some(id), &line)).await.is_err() {
                     return; // the client left
                 }
             }

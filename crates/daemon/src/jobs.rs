@@ -98,7 +98,10 @@ pub(crate) struct Job {
 #[derive(Default)]
 struct Inner {
     state: Option<JobState>,
-    events: Vec<Event>,
+    /// Events by id (from 1); old byte updates thinned, see [`compact`].
+    events: Vec<(usize, Event)>,
+    /// The id the next event gets.
+    next_id: usize,
     aggregate: Aggregate,
     stage: Option<Stage>,
     error: Option<String>,
@@ -226,18 +229,27 @@ impl Job {
                 _ => {}
             }
         }
-        inner.events.push(event);
-        let n = inner.events.len();
+        inner.next_id = inner.next_id.max(1);
+        let id = inner.next_id;
+        inner.next_id += 1;
+        inner.events.push((id, event));
+        if inner.events.len() > MAX_EVENTS {
+            compact(&mut inner.events);
+        }
         drop(inner);
-        self.changed.send_replace(n);
+        self.changed.send_replace(id);
     }
 
-    /// Events from index `from` on, whether the job has ended, and a
+    /// Events with ids above `after`, whether the job has ended, and a
     /// receiver that changes when more arrive.
-    pub(crate) fn events_from(&self, from: usize) -> (Vec<Event>, bool, watch::Receiver<usize>) {
+    pub(crate) fn events_after(
+        &self,
+        after: usize,
+    ) -> (Vec<(usize, Event)>, bool, watch::Receiver<usize>) {
         let rx = self.changed.subscribe();
         let inner = self.lock();
-        let events = inner.events.get(from..).unwrap_or_default().to_vec();
+        let start = inner.events.partition_point(|(id, _)| *id <= after);
+        let events = inner.events[start..].to_vec();
         let ended = inner.state.is_some_and(JobState::is_terminal);
         (events, ended, rx)
     }
@@ -278,7 +290,7 @@ impl Job {
             },
             error: inner.error.clone(),
             path: inner.path.clone(),
-            events: inner.events.len(),
+            events: inner.next_id.saturating_sub(1),
             created: self
                 .created
                 .duration_since(UNIX_EPOCH)
@@ -293,6 +305,29 @@ impl Reporter for Job {
     fn report(&self, event: &Event) {
         self.push(event);
     }
+}
+
+/// Events a job keeps; past it the older half loses its repeated byte
+/// updates (a long download makes ten a second per file).
+const MAX_EVENTS: usize = 10_000;
+
+/// Thins the older half of `events`: keeps every event without a file,
+/// every first event of a file in a state and every terminal one; drops
+/// the byte updates in between (the later ones carry the totals).
+fn compact(events: &mut Vec<(usize, Event)>) {
+    let half = events.len() / 2;
+    let mut seen = std::collections::HashSet::new();
+    let mut i = 0;
+    events.retain(|(_, e)| {
+        i += 1;
+        if i > half {
+            return true;
+        }
+        match &e.file {
+            None => true,
+            Some(file) => e.state.is_terminal() || seen.insert((file.clone(), e.state)),
+        }
+    });
 }
 
 /// Every job of the daemon, newest last.
@@ -380,5 +415,39 @@ impl Jobs {
     /// Download rate over every running job.
     pub(crate) fn rate(&self) -> f64 {
         self.lock().iter().map(|j| j.rate()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_job_keeps_its_ids_and_thins_old_byte_updates() {
+        let jobs = Jobs::new(Arc::new(Metrics::default()));
+        let (job, _) = jobs.get_or_create(JobKey {
+            kind: JobKind::Pull,
+            model: "org/m".into(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        });
+        for i in 0..25_000u64 {
+            let mut e = Event::new(Stage::Downloading, State::Downloading);
+            e.file = Some("f".into());
+            e.bytes_done = i;
+            job.report(&e);
+        }
+        job.finish(Ok("path".into()));
+        let (all, ended, _) = job.events_after(0);
+        assert!(ended);
+        assert!(all.len() <= MAX_EVENTS, "{}", all.len());
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "ids increase");
+        assert_eq!(all.last().map(|(id, _)| *id), Some(25_001));
+        assert_eq!(job.view().events, 25_001);
+        // Resuming after any id, kept or dropped, gives what follows it.
+        let (rest, _, _) = job.events_after(24_990);
+        assert_eq!(rest.first().map(|(id, _)| *id), Some(24_991));
+        let (rest, _, _) = job.events_after(3);
+        assert!(rest.first().is_some_and(|(id, _)| *id > 3));
     }
 }
