@@ -278,30 +278,13 @@ fn incomplete(repo_dir: &Path, id: &str) -> Vec<Incomplete> {
 }
 
 /// Refs by commit: `refs/main` -> `main`, `refs/refs/pr/1` -> `refs/pr/1`.
-fn read_refs(
-    dir: &Path,
-    prefix: &str,
-    out: &mut Vec<(String, String, PathBuf)>,
-    problems: &mut Vec<Problem>,
-) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path = e.path();
-        if path.is_dir() {
-            read_refs(&path, &rel, out, problems);
-            continue;
-        }
+fn read_refs(dir: &Path, out: &mut Vec<(String, String, PathBuf)>, problems: &mut Vec<Problem>) {
+    let mut files = Vec::new();
+    walk(dir, "", &mut files);
+    for (name, path) in files {
         match std::fs::read_to_string(&path) {
             Ok(commit) if is_commit(commit.trim()) => {
-                out.push((rel, commit.trim().to_string(), path))
+                out.push((name, commit.trim().to_string(), path));
             }
             _ => problems.push(Problem::BadRef { path }),
         }
@@ -319,7 +302,8 @@ fn times(meta: &std::fs::Metadata) -> (SystemTime, SystemTime) {
     )
 }
 
-/// Every file under a snapshot folder.
+/// Every file under `dir` (a snapshot or the refs folder), with its
+/// `/`-separated name below it.
 fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -354,7 +338,7 @@ fn read_repo(
         return None;
     };
     let mut refs = Vec::new();
-    read_refs(&dir.join("refs"), "", &mut refs, problems);
+    read_refs(&dir.join("refs"), &mut refs, problems);
     // Blob -> (size, accessed, modified), once per blob.
     let mut blobs: BTreeMap<PathBuf, (u64, SystemTime, SystemTime)> = BTreeMap::new();
     let mut revisions = Vec::new();

@@ -7,6 +7,13 @@ use std::time::UNIX_EPOCH;
 use tektra_cache::{CacheError, RepoKind, Target};
 use tektra_inference::ModelRef;
 
+/// Whether the pool or job key `key` names a model of `repo`
+/// (`org/name`, `org/name:file`, `org/name@rev...`).
+pub(crate) fn names_repo(key: &str, repo: &str) -> bool {
+    key.strip_prefix(repo)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '@']))
+}
+
 /// A model in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CachedModel {
@@ -81,4 +88,17 @@ pub(crate) fn remove(cache: &Path, model: &ModelRef) -> Result<u64, CacheError> 
         None => tektra_cache::plan_remove(&scan, &[target])?,
     };
     Ok(tektra_cache::execute(cache, &plan)?.freed)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_key_names_its_repo_and_no_other() {
+        for key in ["org/m", "org/m:f.gguf", "org/m@main:f.gguf"] {
+            assert!(super::names_repo(key, "org/m"), "{key}");
+        }
+        for key in ["org/mm", "org/m2:f.gguf", "org/x"] {
+            assert!(!super::names_repo(key, "org/m"), "{key}");
+        }
+    }
 }

@@ -404,12 +404,9 @@ impl Jobs {
 
     /// Whether a job that is not over works on `model`'s repo.
     pub(crate) fn busy_with(&self, repo: &str) -> bool {
-        self.lock().iter().any(|j| {
-            !j.state().is_terminal()
-                && (j.key.model == repo
-                    || j.key.model.starts_with(&format!("{repo}:"))
-                    || j.key.model.starts_with(&format!("{repo}@")))
-        })
+        self.lock()
+            .iter()
+            .any(|j| !j.state().is_terminal() && crate::cache::names_repo(&j.key.model, repo))
     }
 
     /// Download rate over every running job.

@@ -204,9 +204,9 @@ impl Pool {
 
     /// Whether a model of `repo` is loaded or loading.
     pub(crate) fn holds_repo(&self, repo: &str) -> bool {
-        self.lock().keys().any(|k| {
-            k == repo || k.starts_with(&format!("{repo}:")) || k.starts_with(&format!("{repo}@"))
-        })
+        self.lock()
+            .keys()
+            .any(|k| crate::cache::names_repo(k, repo))
     }
 
     /// Requests queued or running over every model.
