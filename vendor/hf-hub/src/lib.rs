@@ -11,6 +11,7 @@
 mod client;
 mod compat;
 mod download;
+mod frontier;
 mod http;
 mod options;
 mod transfer;
@@ -32,6 +33,7 @@ pub use client::{Hub, display_url};
 pub use compat::{Cache, CacheRepo, Repo, RepoType};
 pub use download::{CachedFile, Snapshot};
 pub use error::HubError;
+pub use frontier::{Frontier, Prefix};
 pub use http::install_tls_provider;
 pub use options::{HubOptions, Limits, MAX_CHUNK, MAX_CONNECTIONS, MIN_CHUNK, XetMode};
 pub use tektra_progress as progress;

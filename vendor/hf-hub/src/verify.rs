@@ -212,7 +212,6 @@ impl OrderedHasher {
     }
 
     /// Bytes hashed so far (the frontier).
-    #[cfg(test)]
     pub(crate) fn hashed(&self) -> u64 {
         self.hashed
     }

@@ -79,6 +79,23 @@ impl Hub {
         reporter: SharedReporter,
         cancel: &CancellationToken,
     ) -> Result<CachedFile, HubError> {
+        self.download_file_following(repo, revision, path, reporter, cancel, None)
+            .await
+    }
+
+    /// [`Hub::download_file`], publishing on `frontier` how much of the
+    /// partial file is written and hashed in order, so a reader can pass
+    /// those bytes on while the rest arrives (see [`crate::Frontier`]). A
+    /// file found in the cache publishes nothing: the call returns at once.
+    pub async fn download_file_following(
+        &self,
+        repo: &RepoRef,
+        revision: &Revision,
+        path: &RepoPath,
+        reporter: SharedReporter,
+        cancel: &CancellationToken,
+        frontier: Option<&crate::Frontier>,
+    ) -> Result<CachedFile, HubError> {
         let repo_cache = self.cache().repo(repo);
         if self.options().offline {
             return offline_file(self, &repo_cache, repo, revision, path);
@@ -89,7 +106,13 @@ impl Hub {
         tracker.begin_stage(Stage::Downloading, Some(format!("{repo}@{}", meta.commit)));
         let progress = tracker.file(path.as_str(), Some(meta.size));
         let result = self
-            .fetch_meta(&repo_cache, repo, revision, &meta, &progress, cancel)
+            .fetch_meta(
+                &repo_cache,
+                (repo, revision),
+                &meta,
+                (&progress, frontier),
+                cancel,
+            )
             .await;
         report_end(&progress, &result);
         let file = result?;
@@ -269,8 +292,14 @@ impl Hub {
                             .await
                         }
                         Planned::Resolved(meta) => {
-                            self.fetch_meta(repo_cache, repo, revision, meta, progress, stop)
-                                .await
+                            self.fetch_meta(
+                                repo_cache,
+                                (repo, revision),
+                                meta,
+                                (progress, None),
+                                stop,
+                            )
+                            .await
                         }
                     };
                     report_end(progress, &result);
@@ -336,18 +365,23 @@ impl Hub {
                 ),
             });
         }
-        self.fetch_meta(repo_cache, repo, revision, &meta, progress, cancel)
-            .await
+        self.fetch_meta(
+            repo_cache,
+            (repo, revision),
+            &meta,
+            (progress, None),
+            cancel,
+        )
+        .await
     }
 
     /// Plan -> transfer -> verify -> commit for a resolved file.
     async fn fetch_meta(
         &self,
         repo_cache: &RepoCache,
-        repo: &RepoRef,
-        revision: &Revision,
+        (repo, revision): (&RepoRef, &Revision),
         meta: &FileMeta,
-        progress: &FileProgress,
+        (progress, frontier): (&FileProgress, Option<&crate::Frontier>),
         cancel: &CancellationToken,
     ) -> Result<CachedFile, HubError> {
         self.cache().ensure_tag();
@@ -382,7 +416,7 @@ impl Hub {
                 repo_cache,
                 (repo, revision),
                 (meta, &name),
-                progress,
+                (progress, frontier),
                 cancel,
             )
             .await?;
@@ -405,7 +439,7 @@ impl Hub {
         repo_cache: &RepoCache,
         (repo, revision): (&RepoRef, &Revision),
         (meta, name): (&FileMeta, &str),
-        progress: &FileProgress,
+        (progress, frontier): (&FileProgress, Option<&crate::Frontier>),
         cancel: &CancellationToken,
     ) -> Result<TransferStats, HubError> {
         let job = Job {
@@ -417,6 +451,7 @@ impl Hub {
             repo: repo.id().to_string(),
             revision: revision.as_str().to_string(),
             path: meta.path.as_str().to_string(),
+            frontier: frontier.cloned(),
         };
         if job.expected == Expected::SizeOnly {
             tracing::warn!(file = %meta.path, etag = %meta.etag, "etag is not a content hash: checking the size only");

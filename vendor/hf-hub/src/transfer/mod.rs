@@ -34,6 +34,9 @@ pub(crate) struct Job {
     pub(crate) repo: String,
     pub(crate) revision: String,
     pub(crate) path: String,
+    /// Where the in-order prefix is published, for a reader that streams
+    /// the file while it arrives.
+    pub(crate) frontier: Option<crate::Frontier>,
 }
 
 impl Job {

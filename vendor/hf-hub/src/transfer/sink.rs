@@ -88,8 +88,12 @@ pub(crate) fn start(
     );
     let (hash_tx, hash_rx) = sync_channel::<HashMsg>(1024);
     let hash_path = path.clone();
+    let frontier = job.frontier.clone().map(|f| {
+        let attempt = f.start_attempt();
+        (f, attempt)
+    });
     let hasher_task = tokio::task::spawn_blocking(move || {
-        hash_loop(&mut hasher, &hash_rx, &hash_path).map(|()| hasher.finish())
+        hash_loop(&mut hasher, &hash_rx, &hash_path, frontier.as_ref()).map(|()| hasher.finish())
     });
     let (tx, rx) = mpsc::channel::<Chunk>(1024);
     let writer_task = tokio::task::spawn_blocking(move || {
@@ -201,7 +205,13 @@ fn hash_loop(
     hasher: &mut OrderedHasher,
     rx: &Receiver<HashMsg>,
     path: &PathBuf,
+    frontier: Option<&(crate::Frontier, u64)>,
 ) -> Result<(), HubError> {
+    let publish = |hasher: &OrderedHasher| {
+        if let Some((frontier, attempt)) = frontier {
+            frontier.advance(*attempt, hasher.hashed());
+        }
+    };
     let err = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::Interrupted {
             HubError::Cancelled
@@ -211,9 +221,11 @@ fn hash_loop(
     };
     // Resumed ranges that start at 0 are hashed before new bytes arrive.
     hasher.written_range(0..0).map_err(err)?;
+    publish(hasher);
     while let Ok(HashMsg::Data(offset, bytes, permit)) = rx.recv() {
         hasher.written(offset, &bytes).map_err(err)?;
         drop(permit);
+        publish(hasher);
     }
     Ok(())
 }

@@ -293,3 +293,79 @@ async fn cancel_stops_within_a_second_and_the_next_run_resumes() {
     assert!(file.stats.resumed > 0, "{:?}", file.stats);
     assert_eq!(file.stats.resumed + file.stats.fetched, BIG as u64);
 }
+
+/// The frontier a mirror follows: it only grows within an attempt, every
+/// prefix it vouches for is on disk as the source has it, and a transfer
+/// that starts over after a hash mismatch is a new attempt.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_frontier_vouches_only_for_bytes_on_disk_in_order() {
+    let fx = Fixture::new().await;
+    // A byte flipped on the first answer only: attempt one fails its hash.
+    fx.server.faults().set(FaultPlan {
+        flip_byte_at: Some((1 << 20, 1)),
+        ..FaultPlan::default()
+    });
+    let source = fx.source("org/big", "model.bin");
+    let frontier = hf_hub::Frontier::new();
+    let mut seen = frontier.subscribe();
+    let hub = fx.hub();
+    let cache = hub.cache().clone();
+    let expected = source.clone();
+    let watcher = tokio::spawn(async move {
+        let source = expected;
+        let mut attempts = Vec::new();
+        let mut checked = 0usize;
+        let mut last = hf_hub::Prefix::default();
+        while seen.changed().await.is_ok() {
+            let now = *seen.borrow_and_update();
+            if now.attempt != last.attempt {
+                attempts.push(now.attempt);
+            } else {
+                assert!(
+                    now.len >= last.len,
+                    "the frontier went back: {last:?} -> {now:?}"
+                );
+            }
+            last = now;
+            // The partial file holds what the frontier vouches for.
+            let repo = cache.repo(&model("org/big"));
+            let sha = {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&source))
+            };
+            if let Ok(bytes) = std::fs::read(repo.incomplete_path(&sha)) {
+                let n = usize::try_from(now.len).unwrap().min(bytes.len());
+                // The first attempt's file carries the flipped byte and is
+                // discarded under a reader's feet: only the second is checked.
+                if attempts.len() < 2 {
+                    continue;
+                }
+                assert!(bytes[..n] == source[..n], "a vouched-for byte differs");
+                checked += 1;
+            }
+        }
+        (attempts, checked, last)
+    });
+    let file = hub
+        .download_file_following(
+            &model("org/big"),
+            &main(),
+            &path("model.bin"),
+            hf_hub::progress::silent(),
+            &CancellationToken::new(),
+            Some(&frontier),
+        )
+        .await
+        .unwrap();
+    assert!(std::fs::read(&file.path).unwrap() == source);
+    drop(frontier);
+    let (attempts, checked, last) = watcher.await.unwrap();
+    println!("attempts {attempts:?}, prefixes checked against the source: {checked}");
+    assert_eq!(
+        attempts.len(),
+        2,
+        "a hash mismatch must start a new attempt"
+    );
+    assert!(attempts[1] > attempts[0]);
+    assert_eq!(last.len, source.len() as u64);
+}
