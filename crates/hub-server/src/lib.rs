@@ -35,6 +35,7 @@ mod origin;
 mod pace;
 mod routes;
 mod store;
+mod upstream;
 mod xet;
 
 use std::collections::HashMap;
@@ -62,6 +63,7 @@ pub use pace::RateLimits;
 pub use store::{
     FileEntry, Kind, LFS_THRESHOLD, Repo, Store, StoreError, is_commit_hash, parse_repo_id,
 };
+pub use upstream::{Asked, BoxFuture, ByteStream, Listing, Refusal, Upstream};
 
 pub(crate) struct AppState {
     store: RwLock<Store>,
@@ -76,6 +78,8 @@ pub(crate) struct AppState {
     xet: Option<xet::XetCas>,
     /// Bandwidth limits (`--max-rate`).
     pacer: pace::Pacer,
+    /// Where what the store lacks comes from (a pull-through mirror).
+    upstream: Option<Arc<dyn Upstream>>,
 }
 
 impl AppState {
@@ -100,6 +104,7 @@ pub struct ServerBuilder {
     limits: Limits,
     rates: RateLimits,
     controls: bool,
+    upstream: Option<Arc<dyn Upstream>>,
     /// `Some(dir)`: run a Xet CAS (on disk under `dir`, or in memory).
     #[cfg(feature = "xet")]
     xet: Option<Option<std::path::PathBuf>>,
@@ -114,6 +119,15 @@ impl ServerBuilder {
     #[must_use]
     pub fn xet(mut self, dir: Option<std::path::PathBuf>) -> Self {
         self.xet = Some(dir);
+        self
+    }
+
+    /// Makes the server a pull-through mirror: `upstream` is asked about
+    /// every repo before the store answers, and streams the files the
+    /// store lists but does not hold.
+    #[must_use]
+    pub fn upstream(mut self, upstream: Arc<dyn Upstream>) -> Self {
+        self.upstream = Some(upstream);
         self
     }
 
@@ -231,6 +245,7 @@ impl ServerBuilder {
             page_size: self.page_size,
             xet,
             pacer: pace::Pacer::new(self.rates),
+            upstream: self.upstream,
         });
         let shutdown = CancellationToken::new();
         let slots = Arc::new(tokio::sync::Semaphore::new(
@@ -287,6 +302,7 @@ impl Server {
             public_url: None,
             limits: Limits::default(),
             controls: false,
+            upstream: None,
             #[cfg(feature = "xet")]
             xet: None,
         }

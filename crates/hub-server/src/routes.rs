@@ -176,6 +176,9 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
         }
         if let Some((kind, id, tail)) = split_repo(rest, "revision", Some(kind)) {
             let rev = tail.join("/");
+            if let Err(answer) = crate::upstream::refresh(&state, kind, &id, &rev, &headers).await {
+                return answer;
+            }
             return crate::info::repo_info(&state, kind, &id, &rev, &query, &headers, &hostile);
         }
         if let Some((kind, id, tail)) = split_repo(rest, "paths-info", Some(kind)) {
@@ -186,9 +189,18 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
                 return status(StatusCode::PAYLOAD_TOO_LARGE, None, "body too large");
             };
             let rev = tail.join("/");
+            if let Err(answer) = crate::upstream::refresh(&state, kind, &id, &rev, &headers).await {
+                return answer;
+            }
             return crate::info::paths_info(&state, kind, &id, &rev, &body, &headers);
         }
         if let Some((kind, id, tail)) = split_repo(rest, "tree", Some(kind)) {
+            if let Some(rev) = tail.first()
+                && let Err(answer) =
+                    crate::upstream::refresh(&state, kind, &id, rev, &headers).await
+            {
+                return answer;
+            }
             return tree(&state, &bases, kind, &id, tail, &query, &headers, &raw_path);
         }
         if let Some((kind, id, tail)) = split_repo(rest, "xet-read-token", Some(kind)) {
@@ -196,6 +208,10 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
         }
         if (1..=2).contains(&rest.len()) && method == Method::GET {
             let id = rest.join("/");
+            if let Err(answer) = crate::upstream::refresh(&state, kind, &id, "main", &headers).await
+            {
+                return answer;
+            }
             return crate::info::repo_info(&state, kind, &id, "main", &query, &headers, &hostile);
         }
         return status(StatusCode::NOT_FOUND, None, "Not found");
@@ -211,6 +227,12 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
                 "Entry not found",
             );
         };
+        if !state.aliases.contains_key(&(kind, id.clone()))
+            && let Err(answer) =
+                crate::upstream::refresh(&state, kind, &id, revision, &headers).await
+        {
+            return answer;
+        }
         return resolve(
             &state,
             &bases,
@@ -222,14 +244,27 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
             method == Method::HEAD,
             &raw_path,
             peer,
-        );
+        )
+        .await;
     }
     status(StatusCode::NOT_FOUND, None, "Not found")
 }
 
+/// A resolve answer: ready, or the content of a file the upstream has.
+enum Resolved {
+    Now(Response<Body>),
+    Upstream(FileEntry, HeaderMap, Vec<Arc<tektra_rate::RateLimiter>>),
+}
+
+impl From<Response<Body>> for Resolved {
+    fn from(response: Response<Body>) -> Self {
+        Resolved::Now(response)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-fn resolve(
-    state: &AppState,
+async fn resolve(
+    state: &Arc<AppState>,
     bases: &Bases,
     kind: Kind,
     id: &str,
@@ -240,17 +275,42 @@ fn resolve(
     raw_path: &str,
     peer: Option<std::net::IpAddr>,
 ) -> Response<Body> {
+    // The store's lock is held only by the synchronous part.
+    let found = resolve_in_store(
+        state, bases, kind, id, revision, path, headers, head, raw_path, peer,
+    );
+    match found {
+        Resolved::Now(response) => response,
+        Resolved::Upstream(entry, extra, pace) => {
+            crate::upstream::content(state, &entry, headers, head, extra, pace).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resolve_in_store(
+    state: &AppState,
+    bases: &Bases,
+    kind: Kind,
+    id: &str,
+    revision: &str,
+    path: &str,
+    headers: &HeaderMap,
+    head: bool,
+    raw_path: &str,
+    peer: Option<std::net::IpAddr>,
+) -> Resolved {
     if let Some(target) = state.aliases.get(&(kind, id.to_string())) {
         // A renamed repo: a relative redirect, as the Hub gives.
         let location = raw_path.replacen(id, target, 1);
         let mut response = status(StatusCode::TEMPORARY_REDIRECT, None, "Moved");
         set(response.headers_mut(), "location", &location);
-        return response;
+        return response.into();
     }
     let store = state.store();
     let (repo, commit) = match repo_at(&store, kind, id, revision, headers) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(response) => return response.into(),
     };
     let Some(entry) = repo.commits.get(commit).and_then(|files| files.get(path)) else {
         let mut response = status(
@@ -259,7 +319,7 @@ fn resolve(
             "Entry not found",
         );
         set(response.headers_mut(), "x-repo-commit", commit);
-        return response;
+        return response.into();
     };
     let plan = state.faults.plan();
     let size = plan.announced_size.unwrap_or(entry.size);
@@ -275,13 +335,16 @@ fn resolve(
         *response.status_mut() = StatusCode::FOUND;
         set(&mut extra, "location", &location);
         response.headers_mut().extend(extra);
-        return response;
+        return response.into();
     }
     if plan.announced_size.is_some() {
         set(&mut extra, "x-linked-size", &size.to_string());
     }
     let pace = state.pacer.for_client(peer);
-    content_response(entry, headers, head, &state.faults, extra, pace)
+    if crate::upstream::is_missing(state, entry) {
+        return Resolved::Upstream(entry.clone(), extra, pace);
+    }
+    content_response(entry, headers, head, &state.faults, extra, pace).into()
 }
 
 pub(crate) fn json_response(body: &serde_json::Value, mut headers: HeaderMap) -> Response<Body> {
@@ -420,15 +483,18 @@ pub(crate) async fn cdn(State(state): State<Arc<AppState>>, request: Request) ->
     if sig != state.sign(etag, exp) || exp < now_secs() {
         return status(StatusCode::FORBIDDEN, None, "Bad or expired signature");
     }
-    let store = state.store();
-    let Some(entry) = store.by_etag(etag).cloned() else {
+    let entry = state.store().by_etag(etag).cloned();
+    let Some(entry) = entry else {
         return status(StatusCode::NOT_FOUND, None, "No such object");
     };
-    drop(store);
     let mut extra = HeaderMap::new();
     set(&mut extra, "etag", &format!("\"{etag}\""));
     let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let pace = state.pacer.for_client(peer);
+    if crate::upstream::is_missing(&state, &entry) {
+        return crate::upstream::content(&state, &entry, request.headers(), head, extra, pace)
+            .await;
+    }
     content_response(&entry, request.headers(), head, &state.faults, extra, pace)
 }
 
