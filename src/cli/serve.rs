@@ -1,9 +1,12 @@
-//! `tektra serve DIR`: a Hub over a folder of repos or a cache.
+//! `tektra serve DIR`: a Hub over a folder of repos or a cache, or a
+//! pull-through mirror of another Hub (`--upstream`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tektra_hub_server::{FaultPlan, Limits, PublicUrl, Server, Store, parse_repo_id};
+use tektra_hub_server::{FaultPlan, Limits, PublicUrl, Server, Store, StoreError, parse_repo_id};
 
 /// Serve a folder of repos (`org/name/...`) or a hub cache as a Hub.
 #[derive(clap::Args)]
@@ -48,6 +51,31 @@ pub(crate) struct Args {
     /// counts what it served. For tests and benchmarks on loopback only.
     #[arg(long)]
     test_controls: bool,
+    /// Be a pull-through mirror of this Hub: DIR is the mirror's hub cache
+    /// (made if missing); what it lacks is fetched from URL once, verified,
+    /// and streamed to every client asking meanwhile.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// The mirror's own token for the upstream, used only for the
+    /// --allow-repo repos (better given by the environment: it is then not
+    /// in the process list).
+    #[arg(
+        long,
+        env = "TEKTRA_UPSTREAM_TOKEN",
+        hide_env_values = true,
+        requires = "upstream",
+        value_name = "TOKEN"
+    )]
+    upstream_token: Option<String>,
+    /// A repo the mirror reads with its own token and serves to every
+    /// client (repeatable; other private repos are served only to clients
+    /// whose own token the upstream accepts).
+    #[arg(long, requires = "upstream_token", value_name = "REPO")]
+    allow_repo: Vec<String>,
+    /// How long a branch's commit and an accepted client token are trusted
+    /// before the upstream is asked again (a commit hash never expires).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "upstream")]
+    upstream_ttl: Duration,
     /// Also serve LFS files from a Xet CAS (uploaded with hf-xet at start):
     /// resolve answers carry X-Xet-Hash, and the token endpoint works.
     #[cfg(feature = "xet")]
@@ -81,7 +109,14 @@ impl std::fmt::Debug for Args {
             .field("max_rate_per_client", &self.max_rate_per_client)
             .field("max_connections", &self.max_connections)
             .field("follow_links", &self.follow_links)
-            .field("test_controls", &self.test_controls);
+            .field("test_controls", &self.test_controls)
+            .field("upstream", &self.upstream)
+            .field(
+                "upstream_token",
+                &self.upstream_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("allow_repo", &self.allow_repo)
+            .field("upstream_ttl", &self.upstream_ttl);
         #[cfg(feature = "xet")]
         s.field("xet", &self.xet).field("xet_dir", &self.xet_dir);
         s.finish()
@@ -131,6 +166,20 @@ pub(crate) async fn run(args: Args) -> i32 {
     };
     let mut store = match opened {
         Ok(store) => store,
+        // A new mirror starts empty.
+        Err(StoreError::Empty(_)) if args.upstream.is_some() => Store::default(),
+        Err(StoreError::Io { source, .. })
+            if args.upstream.is_some() && source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            if let Err(e) = std::fs::create_dir_all(&args.dir) {
+                eprintln!(
+                    "error: cannot make the mirror's cache {}: {e}",
+                    args.dir.display()
+                );
+                return 1;
+            }
+            Store::default()
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return 1;
@@ -163,6 +212,20 @@ pub(crate) async fn run(args: Args) -> i32 {
     }
     if let Some(url) = args.public_url.clone() {
         builder = builder.public_url(url);
+    }
+    if let Some(upstream) = &args.upstream {
+        let mut options = tektra_mirror::MirrorOptions::new(upstream, args.dir.clone());
+        options.token.clone_from(&args.upstream_token);
+        options.allow.clone_from(&args.allow_repo);
+        options.ttl = args.upstream_ttl;
+        match tektra_mirror::Mirror::new(options) {
+            Ok(mirror) => builder = builder.upstream(Arc::new(mirror)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+        eprintln!("mirroring {upstream} into {}", args.dir.display());
     }
     if args.test_controls {
         eprintln!(

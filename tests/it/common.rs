@@ -201,7 +201,7 @@ pub async fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) {
 
 /// The caller's Hub settings that must not reach a child under test: a
 /// real token, a shared cache, offline or Xet switches.
-const HUB_ENV: &[&str] = &[
+pub const HUB_ENV: &[&str] = &[
     "HF_TOKEN",
     "HF_TOKEN_PATH",
     "HUGGING_FACE_HUB_TOKEN",

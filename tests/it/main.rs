@@ -13,6 +13,7 @@ mod daemon;
 mod download;
 mod engine;
 mod interop;
+mod mirror;
 mod one_version;
 mod python;
 mod rate;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::common::*;
 
 /// `tektra serve DIR ARGS...` and the endpoint from its first stdout line.
-fn serve(dir: &Path, args: &[&str]) -> (Running, String) {
+pub(crate) fn serve(dir: &Path, args: &[&str]) -> (Running, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
     cmd.arg("serve")
         .arg(dir)
