@@ -290,11 +290,21 @@ mod tests {
             "datasets/org/b=hf_secret_two",
             "--private",
             "malformed_secret",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--upstream-token",
+            "hf_secret_three",
+            "--allow-repo",
+            "org/c",
         ])
         .unwrap();
         let text = format!("{cli:?} {cli:#?}");
         assert!(!text.contains("secret"), "{text}");
         assert!(text.contains("org/a=<redacted>"), "{text}");
         assert!(text.contains("datasets/org/b=<redacted>"), "{text}");
+        assert!(
+            text.contains("upstream_token: Some(\"<redacted>\")"),
+            "{text}"
+        );
     }
 }

@@ -182,6 +182,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Engines kept at most; past it, the client-token ones are dropped.
+const MAX_ENGINES: usize = 64;
+
 /// How long an unreachable upstream is not asked again about what the
 /// store can answer.
 const DOWN_BACKOFF: Duration = Duration::from_secs(10);
@@ -299,6 +302,11 @@ impl Inner {
             Identity::Client(token) => Some(token.to_string()),
         };
         let hub = Hub::new(options)?;
+        // One engine per client token keeps connections apart, but a client
+        // sending many tokens must not grow the map without end.
+        if engines.len() >= MAX_ENGINES {
+            engines.retain(|who, _| !matches!(who, Identity::Client(_)));
+        }
         engines.insert(who.clone(), hub.clone());
         Ok(hub)
     }
