@@ -33,7 +33,7 @@ pub(crate) fn join_or_start(
     inner: &Arc<Inner>,
     etag: &str,
     origin: Origin,
-    size: u64,
+    (size, disk): (u64, PathBuf),
 ) -> Result<Arc<Shared>, HubError> {
     let mut transfers = lock(&inner.transfers);
     if let Some(shared) = transfers.get(etag) {
@@ -70,6 +70,22 @@ pub(crate) fn join_or_start(
             }
             Err(e) => Err(e),
         };
+        // The engine checked the file against what resolve said; the store
+        // told clients what the listing said. They must agree.
+        let result = result.and_then(|file| {
+            let on_disk = std::fs::metadata(&file.path).map(|m| m.len()).ok();
+            if on_disk == Some(size) && disk.is_file() {
+                Ok(file)
+            } else {
+                Err(HubError::Protocol {
+                    url: origin.path.to_string(),
+                    reason: format!(
+                        "the upstream's file is not the one its listing gave ({size} bytes, blob {})",
+                        disk.display()
+                    ),
+                })
+            }
+        });
         let outcome = match result {
             Ok(file) => Ok(file.path),
             Err(e) => {

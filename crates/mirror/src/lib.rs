@@ -508,8 +508,9 @@ impl Upstream for Mirror {
                         .into(),
                 });
             };
-            let shared = follow::join_or_start(&self.inner, &etag, origin, entry.size)
-                .map_err(|e| refusal_for(&e).unwrap_or_else(unreachable_refusal))?;
+            let shared =
+                follow::join_or_start(&self.inner, &etag, origin, (entry.size, entry.disk.clone()))
+                    .map_err(|e| refusal_for(&e).unwrap_or_else(unreachable_refusal))?;
             Ok(follow::stream(shared, from))
         })
     }

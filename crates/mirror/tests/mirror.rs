@@ -347,3 +347,24 @@ async fn an_unreachable_upstream_leaves_what_the_mirror_holds() {
     println!("served from the mirror with the upstream gone in {took:.2?}; {stats:?}");
     assert!(stats.served_offline >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upstream_lying_about_a_size_gets_no_file_through() {
+    let s = Setup::new(None, Duration::from_secs(60)).await;
+    // Resolve announces a size the listing and the bytes do not have.
+    s.upstream.faults().set(FaultPlan {
+        announced_size: Some(1234),
+        ..FaultPlan::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let err = snapshot(&s.client(home.path(), None), "org/model")
+        .await
+        .unwrap_err();
+    println!("client error: {err}; mirror: {:?}", s.mirror.stats());
+    assert!(s.mirror.stats().failed >= 1);
+    let blobs = s.mirror_blobs();
+    assert!(
+        blobs.iter().all(|b| b.len() != 64),
+        "an LFS blob was kept: {blobs:?}"
+    );
+}
