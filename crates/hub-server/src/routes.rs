@@ -233,7 +233,9 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
         {
             return answer;
         }
-        return resolve(
+        let head = method == Method::HEAD;
+        // The store's lock is held only by the synchronous part.
+        let found = resolve(
             &state,
             &bases,
             kind,
@@ -241,11 +243,16 @@ pub(crate) async fn hub(State(state): State<Arc<AppState>>, request: Request) ->
             revision,
             &path.join("/"),
             &headers,
-            method == Method::HEAD,
+            head,
             &raw_path,
             peer,
-        )
-        .await;
+        );
+        return match found {
+            Resolved::Now(response) => response,
+            Resolved::Upstream(entry, extra, pace) => {
+                crate::upstream::content(&state, &entry, &headers, head, extra, pace).await
+            }
+        };
     }
     status(StatusCode::NOT_FOUND, None, "Not found")
 }
@@ -263,32 +270,7 @@ impl From<Response<Body>> for Resolved {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn resolve(
-    state: &Arc<AppState>,
-    bases: &Bases,
-    kind: Kind,
-    id: &str,
-    revision: &str,
-    path: &str,
-    headers: &HeaderMap,
-    head: bool,
-    raw_path: &str,
-    peer: Option<std::net::IpAddr>,
-) -> Response<Body> {
-    // The store's lock is held only by the synchronous part.
-    let found = resolve_in_store(
-        state, bases, kind, id, revision, path, headers, head, raw_path, peer,
-    );
-    match found {
-        Resolved::Now(response) => response,
-        Resolved::Upstream(entry, extra, pace) => {
-            crate::upstream::content(state, &entry, headers, head, extra, pace).await
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn resolve_in_store(
+fn resolve(
     state: &AppState,
     bases: &Bases,
     kind: Kind,

@@ -17,7 +17,7 @@ use futures::{Stream, StreamExt};
 use crate::AppState;
 use crate::body::parse_range;
 use crate::faults::bump;
-use crate::routes::status;
+use crate::routes::{set, status};
 use crate::store::{FileEntry, Kind};
 
 /// A boxed future, as the trait's methods return.
@@ -174,8 +174,8 @@ pub(crate) async fn content(
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
             set(
-                &mut response,
-                header::CONTENT_RANGE,
+                response.headers_mut(),
+                "content-range",
                 &format!("bytes */{size}"),
             );
             return response;
@@ -225,23 +225,17 @@ pub(crate) async fn content(
     let mut response = Response::new(body);
     response.headers_mut().extend(extra);
     set(
-        &mut response,
-        header::CONTENT_LENGTH,
+        response.headers_mut(),
+        "content-length",
         &(span.end - span.start).to_string(),
     );
     if partial {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         set(
-            &mut response,
-            header::CONTENT_RANGE,
+            response.headers_mut(),
+            "content-range",
             &format!("bytes {}-{}/{size}", span.start, span.end - 1),
         );
     }
     response
-}
-
-fn set(response: &mut Response<Body>, name: header::HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        response.headers_mut().insert(name, v);
-    }
 }
