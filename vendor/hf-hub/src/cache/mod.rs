@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 pub use crate::transfer::available_space;
 pub use lock::BlobLock;
 pub use mark::{last_used, mark_used};
+pub use tree::{decode_tree, encode_tree};
 pub(crate) use write::{sync_dir, write_atomic, write_ranges_line};
 
 use crate::error::HubError;

@@ -2,6 +2,7 @@
 //! commit to the cache, for one file or a snapshot of a repo.
 
 mod blob;
+mod located;
 mod offline;
 
 use std::path::PathBuf;
