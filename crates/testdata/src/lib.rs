@@ -7,6 +7,9 @@
 
 use std::path::PathBuf;
 
+mod s3;
+pub use s3::{ACCESS_KEY, S3Server, SECRET_KEY, s3_server_binary};
+
 /// sha256 of `SmolLM2-135M-Instruct.Q4_1.gguf` (design.md).
 pub const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 
