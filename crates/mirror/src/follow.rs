@@ -8,8 +8,10 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use hf_hub::ids::Revision;
-use hf_hub::{Frontier, HubError, Prefix};
+use hf_hub::{CachedFile, Frontier, Hub, HubError, Prefix};
 use tektra_hub_server::ByteStream;
+use tektra_progress::{Stage, Tracker};
+use tektra_store::StoreError;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +43,7 @@ pub(crate) fn join_or_start(
         return Ok(shared.clone());
     }
     let hub = inner.engine(&origin.who)?;
-    let name = hf_hub::cache::RepoCache::blob_name(etag, &origin.commit, &origin.path);
+    let name = hf_hub::cache::RepoCache::blob_name(etag, &origin.commit, &origin.file.path);
     let incomplete = hub.cache().repo(&origin.repo).incomplete_path(&name);
     let frontier = Frontier::new();
     let (done_tx, done) = watch::channel(None);
@@ -53,23 +55,9 @@ pub(crate) fn join_or_start(
     });
     transfers.insert(etag.to_string(), shared.clone());
     drop(transfers);
-    inner.counters.transfers.fetch_add(1, Ordering::Relaxed);
     let (inner, etag) = (inner.clone(), etag.to_string());
     tokio::spawn(async move {
-        let result = match Revision::new(&origin.commit) {
-            Ok(at) => {
-                hub.download_file_following(
-                    &origin.repo,
-                    &at,
-                    &origin.path,
-                    tektra_progress::silent(),
-                    &CancellationToken::new(),
-                    Some(&frontier),
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
+        let result = transfer(&inner, &hub, &origin, &frontier).await;
         // The engine checked the file against what resolve said; the store
         // told clients what the listing said. They must agree.
         let result = result.and_then(|file| {
@@ -78,7 +66,7 @@ pub(crate) fn join_or_start(
                 Ok(file)
             } else {
                 Err(HubError::Protocol {
-                    url: origin.path.to_string(),
+                    url: origin.file.path.to_string(),
                     reason: format!(
                         "the upstream's file is not the one its listing gave ({size} bytes, blob {})",
                         disk.display()
@@ -90,7 +78,7 @@ pub(crate) fn join_or_start(
             Ok(file) => Ok(file.path),
             Err(e) => {
                 inner.counters.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(file = %origin.path, error = %e, "mirror transfer failed");
+                tracing::warn!(file = %origin.file.path, error = %e, "mirror transfer failed");
                 Err(e.to_string())
             }
         };
@@ -100,6 +88,85 @@ pub(crate) fn join_or_start(
         let _ = done_tx.send(Some(outcome));
     });
     Ok(shared)
+}
+
+/// The file from the shared store when it holds it whole and right, else
+/// from the upstream (and then into the store, in the background). A blob
+/// in the store that does not match its name is deleted on the way.
+async fn transfer(
+    inner: &Arc<Inner>,
+    hub: &Hub,
+    origin: &Origin,
+    frontier: &Frontier,
+) -> Result<CachedFile, HubError> {
+    let etag = &origin.file.etag;
+    let cancel = CancellationToken::new();
+    if let Some(store) = &inner.options.store {
+        let corrupt = match store.blob_size(etag).await {
+            Ok(Some(size)) if size == origin.file.size => {
+                let quiet = Tracker::new(Stage::Downloading, tektra_progress::silent());
+                let progress = quiet.file(origin.file.path.as_str(), Some(size));
+                let at = (&origin.repo, &origin.revision, origin.commit.as_str());
+                match store
+                    .fetch_blob(hub, at, &origin.file, &progress, &cancel, Some(frontier))
+                    .await
+                {
+                    Ok(file) => {
+                        inner.counters.from_store.fetch_add(1, Ordering::Relaxed);
+                        return Ok(file);
+                    }
+                    Err(e @ StoreError::Corrupt { .. }) => Some(e.to_string()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the shared store cannot be read: asking the upstream");
+                        None
+                    }
+                }
+            }
+            Ok(Some(size)) => Some(format!(
+                "{size} bytes where {} were expected",
+                origin.file.size
+            )),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared store cannot be read: asking the upstream");
+                None
+            }
+        };
+        if let Some(why) = corrupt {
+            inner.counters.store_corrupt.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(blob = %etag, %why, "a blob in the shared store is corrupt: deleting it and asking the upstream");
+            let _ = store.delete_blob(etag).await;
+        }
+    }
+    inner.counters.transfers.fetch_add(1, Ordering::Relaxed);
+    let at = Revision::new(&origin.commit)?;
+    let file = hub
+        .download_file_following(
+            &origin.repo,
+            &at,
+            &origin.file.path,
+            tektra_progress::silent(),
+            &cancel,
+            Some(frontier),
+        )
+        .await?;
+    // Only what the upstream shows anyone goes into the store, which has
+    // no notion of who may read a private repo.
+    if let Some(store) = &inner.options.store
+        && origin.who == crate::Identity::Anonymous
+    {
+        let (store, inner, etag) = (store.clone(), inner.clone(), etag.clone());
+        let blob = std::fs::canonicalize(&file.path).unwrap_or_else(|_| file.path.clone());
+        tokio::spawn(async move {
+            match store.put_blob(&etag, &blob).await {
+                Ok(_) => {
+                    inner.counters.stored.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not write a blob to the shared store"),
+            }
+        });
+    }
+    Ok(file)
 }
 
 /// Largest read passed on at once.

@@ -39,7 +39,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hf_hub::ids::{RepoPath, RepoRef, Revision};
+use hf_hub::ids::{RepoRef, Revision};
+use hf_hub::resolve::TreeFile;
 use hf_hub::{Hub, HubError, HubOptions, RepoType};
 use tektra_hub_server::{
     Asked, BoxFuture, ByteStream, FileEntry, Kind, Listing, Refusal, Upstream,
@@ -66,6 +67,10 @@ pub struct MirrorOptions {
     /// Engine settings for the upstream transfers (connections, chunk
     /// size, retries); endpoint, token and cache are set from the above.
     pub engine: HubOptions,
+    /// A blob tier shared with other mirrors: a file the cache lacks is
+    /// read from it (hashed) before the upstream is asked, what the
+    /// upstream sends is written to it, and so are listings.
+    pub store: Option<tektra_store::BlobStore>,
 }
 
 impl std::fmt::Debug for MirrorOptions {
@@ -76,6 +81,10 @@ impl std::fmt::Debug for MirrorOptions {
             .field("allow", &self.allow)
             .field("cache_dir", &self.cache_dir)
             .field("ttl", &self.ttl)
+            .field(
+                "store",
+                &self.store.as_ref().map(tektra_store::BlobStore::url),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +105,7 @@ impl MirrorOptions {
             cache_dir,
             ttl: Duration::from_secs(60),
             engine,
+            store: None,
         }
     }
 }
@@ -125,6 +135,13 @@ pub struct MirrorStats {
     pub failed: u64,
     /// Requests answered from the cache while the upstream was unreachable.
     pub served_offline: u64,
+    /// Files read from the shared store instead of the upstream.
+    pub from_store: u64,
+    /// Files written to the shared store.
+    pub stored: u64,
+    /// Blobs in the store whose bytes did not match their name (deleted,
+    /// then fetched from the upstream).
+    pub store_corrupt: u64,
 }
 
 #[derive(Default)]
@@ -134,14 +151,19 @@ struct Counters {
     joined: AtomicU64,
     failed: AtomicU64,
     served_offline: AtomicU64,
+    from_store: AtomicU64,
+    stored: AtomicU64,
+    store_corrupt: AtomicU64,
 }
 
 /// Where a listed file comes from upstream.
 #[derive(Clone)]
 struct Origin {
     repo: RepoRef,
+    /// The revision the listing was asked under (the cache's ref name).
+    revision: Revision,
     commit: String,
-    path: RepoPath,
+    file: TreeFile,
     who: Identity,
 }
 
@@ -228,6 +250,9 @@ impl Mirror {
             joined: c.joined.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             served_offline: c.served_offline.load(Ordering::Relaxed),
+            from_store: c.from_store.load(Ordering::Relaxed),
+            stored: c.stored.load(Ordering::Relaxed),
+            store_corrupt: c.store_corrupt.load(Ordering::Relaxed),
         }
     }
 }
@@ -379,18 +404,18 @@ impl Inner {
                         lock(&self.fresh).insert(key, Instant::now());
                         Ok(Some(listing))
                     }
-                    Err(e) => self.failed(&e, asked.known, &repo_key, &who),
+                    Err(e) => self.failed(&e, &asked, &repo, &who).await,
                 }
             }
-            Err(e) => self.failed(&e, asked.known, &repo_key, &who),
+            Err(e) => self.failed(&e, &asked, &repo, &who).await,
         }
     }
 
-    fn failed(
+    async fn failed(
         &self,
         error: &HubError,
-        known: bool,
-        repo_key: &(Kind, String),
+        asked: &Asked<'_>,
+        repo: &RepoRef,
         who: &Identity,
     ) -> Result<Option<Listing>, Refusal> {
         match refusal_for(error) {
@@ -398,8 +423,12 @@ impl Inner {
             None => {
                 tracing::warn!(error = %error, "the upstream cannot be reached: serving what the mirror holds");
                 *lock(&self.down_at) = Some(Instant::now());
-                if known {
-                    self.offline(repo_key, who)
+                if asked.known {
+                    self.offline(&(asked.kind, asked.id.to_string()), who)
+                } else if *who == Identity::Anonymous
+                    && let Some(listing) = self.from_store(repo, asked.revision, asked.kind).await
+                {
+                    Ok(Some(listing))
                 } else {
                     Err(unreachable_refusal())
                 }
@@ -447,33 +476,15 @@ impl Inner {
         let mut files = None;
         if !lock(&self.listed).contains(&listed_key) {
             let tree = hub.tree(repo, &Revision::new(&commit)?, &cancel).await?;
-            let mut map = BTreeMap::new();
-            let mut origins = lock(&self.origins);
-            for file in tree {
-                let name = hf_hub::cache::RepoCache::blob_name(&file.etag, &commit, &file.path);
-                map.insert(
-                    file.path.as_str().to_string(),
-                    FileEntry {
-                        disk: repo_cache.blob_path(&name),
-                        size: file.size,
-                        oid: file.blob_id.clone(),
-                        lfs_sha256: file.lfs.then(|| file.etag.clone()),
-                        xet_hash: None,
-                    },
-                );
-                origins.insert(
-                    file.etag.clone(),
-                    Origin {
-                        repo: repo.clone(),
-                        commit: commit.clone(),
-                        path: file.path,
-                        who: who.clone(),
-                    },
-                );
+            // Only what the upstream shows anyone: the store has no notion
+            // of who may read a private repo.
+            if let Some(store) = &self.options.store
+                && *who == Identity::Anonymous
+            {
+                share_listing(store, repo, revision, &commit, &tree);
             }
-            drop(origins);
+            files = Some(self.entries(repo, revision, &commit, tree, who));
             lock(&self.listed).insert(listed_key);
-            files = Some(map);
         }
         Ok(Listing {
             revision: revision.as_str().to_string(),
@@ -485,6 +496,96 @@ impl Inner {
             },
         })
     }
+}
+
+impl Inner {
+    /// The store's entries for `tree`, remembering where each blob comes from.
+    fn entries(
+        &self,
+        repo: &RepoRef,
+        revision: &Revision,
+        commit: &str,
+        tree: Vec<TreeFile>,
+        who: &Identity,
+    ) -> BTreeMap<String, FileEntry> {
+        let repo_cache = hf_hub::cache::CacheDir::new(&self.options.cache_dir).repo(repo);
+        let mut map = BTreeMap::new();
+        let mut origins = lock(&self.origins);
+        for file in tree {
+            let name = hf_hub::cache::RepoCache::blob_name(&file.etag, commit, &file.path);
+            map.insert(
+                file.path.as_str().to_string(),
+                FileEntry {
+                    disk: repo_cache.blob_path(&name),
+                    size: file.size,
+                    oid: file.blob_id.clone(),
+                    lfs_sha256: file.lfs.then(|| file.etag.clone()),
+                    xet_hash: None,
+                },
+            );
+            origins.insert(
+                file.etag.clone(),
+                Origin {
+                    repo: repo.clone(),
+                    revision: revision.clone(),
+                    commit: commit.to_string(),
+                    file,
+                    who: who.clone(),
+                },
+            );
+        }
+        map
+    }
+
+    /// With the upstream unreachable and the cache not knowing `repo`: a
+    /// listing another mirror left in the shared store.
+    async fn from_store(&self, repo: &RepoRef, revision: &str, kind: Kind) -> Option<Listing> {
+        let store = self.options.store.as_ref()?;
+        let revision = Revision::new(revision).ok()?;
+        let stored = match store.listing(repo, &revision).await {
+            Ok(stored) => stored?,
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared store cannot be read");
+                return None;
+            }
+        };
+        let files = self.entries(
+            repo,
+            &revision,
+            &stored.commit,
+            stored.files,
+            &Identity::Anonymous,
+        );
+        lock(&self.listed).insert((kind, repo.id().to_string(), stored.commit.clone()));
+        self.counters.served_offline.fetch_add(1, Ordering::Relaxed);
+        Some(Listing {
+            revision: revision.as_str().to_string(),
+            commit: stored.commit,
+            files: Some(files),
+            token: None,
+        })
+    }
+}
+
+/// Writes a listing the upstream gave to the shared store, in the
+/// background: a slow store does not hold up the client.
+fn share_listing(
+    store: &tektra_store::BlobStore,
+    repo: &RepoRef,
+    revision: &Revision,
+    commit: &str,
+    tree: &[TreeFile],
+) {
+    let (store, repo, revision) = (store.clone(), repo.clone(), revision.clone());
+    let listing = tektra_store::StoredListing {
+        commit: commit.to_string(),
+        files: tree.to_vec(),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = store.put_listing(&repo, &revision, &listing).await {
+            tracing::warn!(error = %e, "could not write a listing to the shared store");
+        }
+    });
 }
 
 impl Upstream for Mirror {

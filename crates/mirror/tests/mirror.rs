@@ -14,33 +14,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hf_hub::filter::Filter;
-use hf_hub::ids::{RepoRef, Revision};
 use hf_hub::{Hub, HubError, HubOptions};
 use tektra_hub_server::{ALWAYS, FaultPlan, Kind, RateLimits, Server, Store};
 use tektra_mirror::{Mirror, MirrorOptions};
-use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::{bytes, put, snapshot};
 
 const TOKEN: &str = "hf_mirror_test_token";
 const BIG: usize = 48 << 20;
-
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
-}
-
-fn put(dir: &Path, rel: &str, data: &[u8]) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, data).unwrap();
-}
 
 struct Setup {
     repos: tempfile::TempDir,
@@ -126,17 +108,6 @@ impl Setup {
         }
         names
     }
-}
-
-async fn snapshot(hub: &Hub, repo: &str) -> Result<hf_hub::Snapshot, HubError> {
-    hub.snapshot(
-        &RepoRef::model(repo).unwrap(),
-        &Revision::main(),
-        &Filter::all(),
-        tektra_progress::silent(),
-        &CancellationToken::new(),
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
