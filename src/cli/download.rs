@@ -55,6 +55,13 @@ pub(crate) struct Args {
     /// (other repos') until the disk has this much free (e.g. 50G).
     #[arg(long, value_name = "SIZE", env = "TEKTRA_KEEP_FREE")]
     keep_free: Option<String>,
+    /// Read the repo from an object store that mirrors fill
+    /// (`s3://bucket/prefix` or `file:///dir`) instead of the Hub; every
+    /// blob is hashed against its name on the way.
+    #[arg(long, value_name = "URL")]
+    source: Option<String>,
+    #[command(flatten)]
+    store: super::store_args::StoreArgs,
 }
 
 impl Args {
@@ -116,6 +123,9 @@ async fn download(args: &Args, display: &Display) -> Result<PathBuf, HubError> {
         make_room(hub.cache().root(), &args.repo, size, args.output.json)?;
     }
     let cancel = cancel_on_ctrl_c();
+    if let Some(source) = &args.source {
+        return from_store(args, source, &hub, (&repo, &revision), display, &cancel).await;
+    }
     if args.files.is_empty() {
         let filter = Filter::new(&args.include, &args.exclude)?;
         let snapshot = hub
@@ -134,6 +144,41 @@ async fn download(args: &Args, display: &Display) -> Result<PathBuf, HubError> {
     // One file: its path; several: the snapshot folder.
     Ok(match snapshot.files.as_slice() {
         [one] => one.path.clone(),
+        _ => snapshot.dir,
+    })
+}
+
+/// `--source`: the files from an object store; named files are taken as
+/// exact paths.
+async fn from_store(
+    args: &Args,
+    source: &str,
+    hub: &Hub,
+    (repo, revision): (&RepoRef, &Revision),
+    display: &Display,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<PathBuf, HubError> {
+    use super::store_args::as_hub_error;
+    let store = args
+        .store
+        .open(source)
+        .map_err(|e| as_hub_error(e, source))?;
+    let options = tektra_store::PullOptions {
+        filter: Filter::new(&args.include, &args.exclude)?,
+        paths: args.files.clone(),
+    };
+    let snapshot = tektra_store::pull(
+        &store,
+        hub,
+        (repo, revision),
+        &options,
+        display.reporter(),
+        cancel,
+    )
+    .await
+    .map_err(|e| as_hub_error(e, &repo.to_string()))?;
+    Ok(match (args.files.len(), snapshot.files.as_slice()) {
+        (1, [one]) => one.path.clone(),
         _ => snapshot.dir,
     })
 }

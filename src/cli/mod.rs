@@ -11,6 +11,7 @@ mod report;
 mod run;
 mod serve;
 mod signal;
+mod store_args;
 
 use clap::{Parser, Subcommand};
 

@@ -76,6 +76,15 @@ pub(crate) struct Args {
     /// before the upstream is asked again (a commit hash never expires).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "upstream")]
     upstream_ttl: Duration,
+    /// Share a blob tier with other mirrors in this object store
+    /// (`s3://bucket/prefix` or `file:///dir`): files the cache lacks are
+    /// read from it (hashed) before the upstream is asked, and what the
+    /// upstream sends is written to it. S3 credentials come from
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "URL", requires = "upstream")]
+    store: Option<String>,
+    #[command(flatten)]
+    store_args: super::store_args::StoreArgs,
     /// Also serve LFS files from a Xet CAS (uploaded with hf-xet at start):
     /// resolve answers carry X-Xet-Hash, and the token endpoint works.
     #[cfg(feature = "xet")]
@@ -116,7 +125,9 @@ impl std::fmt::Debug for Args {
                 &self.upstream_token.as_ref().map(|_| "<redacted>"),
             )
             .field("allow_repo", &self.allow_repo)
-            .field("upstream_ttl", &self.upstream_ttl);
+            .field("upstream_ttl", &self.upstream_ttl)
+            .field("store", &self.store)
+            .field("store_args", &self.store_args);
         #[cfg(feature = "xet")]
         s.field("xet", &self.xet).field("xet_dir", &self.xet_dir);
         s.finish()
@@ -218,6 +229,16 @@ pub(crate) async fn run(args: Args) -> i32 {
         options.token.clone_from(&args.upstream_token);
         options.allow.clone_from(&args.allow_repo);
         options.ttl = args.upstream_ttl;
+        if let Some(url) = &args.store {
+            match args.store_args.open(url) {
+                Ok(store) => options.store = Some(store),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+            }
+            eprintln!("sharing blobs through {url}");
+        }
         match tektra_mirror::Mirror::new(options) {
             Ok(mirror) => builder = builder.upstream(Arc::new(mirror)),
             Err(e) => {

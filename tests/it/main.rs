@@ -18,5 +18,6 @@ mod one_version;
 mod python;
 mod rate;
 mod serve;
+mod store;
 #[cfg(feature = "xet")]
 mod xet;

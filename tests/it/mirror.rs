@@ -7,7 +7,12 @@ use std::process::Command;
 use crate::common::*;
 
 /// Python's huggingface_hub with `home` as HF_HOME and `endpoint` as the Hub.
-fn python(home: &Path, endpoint: &str, token: Option<&str>, script: &str) -> std::process::Output {
+pub(crate) fn python(
+    home: &Path,
+    endpoint: &str,
+    token: Option<&str>,
+    script: &str,
+) -> std::process::Output {
     let mut cmd = Command::new(tektra_testdata::python());
     cmd.arg("-c").arg(script);
     for var in HUB_ENV {

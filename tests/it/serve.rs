@@ -12,7 +12,13 @@ use crate::common::*;
 
 /// `tektra serve DIR ARGS...` and the endpoint from its first stdout line.
 pub(crate) fn serve(dir: &Path, args: &[&str]) -> (Running, String) {
+    serve_with_env(dir, args, &[])
+}
+
+/// [`serve`] with `env` added to the server's environment.
+pub(crate) fn serve_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Running, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tektra"));
+    cmd.envs(env.iter().copied());
     cmd.arg("serve")
         .arg(dir)
         .args(args)
