@@ -70,21 +70,6 @@ llama_cpp_build_env() {
 # runner, whose version must equal the gungraun library's in
 # benches/check/Cargo.toml.
 GUNGRAUN_VERSION=0.20.0
-# The S3 server the store tests start on loopback (s3s-fs, a single-node
-# server over a folder: 2 min to build here, against 10 min for Garage).
-S3S_FS_VERSION=0.14.1
-
-# ensure_s3_server: s3s-fs under $TEKTRA_DATA/tools, where
-# tektra-testdata looks for it.
-ensure_s3_server() {
-  local bin="$TEKTRA_DATA/tools/bin/s3s-fs"
-  if [ "$("$bin" --version 2>/dev/null | awk '{print $2}')" != "$S3S_FS_VERSION" ]; then
-    log "installing s3s-fs $S3S_FS_VERSION (the S3 server the store tests use)"
-    cargo install --locked --quiet s3s-fs --version "$S3S_FS_VERSION" --features binary \
-      --root "$TEKTRA_DATA/tools" --target-dir "$TEKTRA_DATA/tools/build"
-    rm -rf "$TEKTRA_DATA/tools/build"
-  fi
-}
 # The Python bindings (bindings/python, PyO3) built with maturin into the
 # test venv: the dev profile and target dir the test build uses, so after
 # that build only the bindings' own crate compiles.

@@ -1,5 +1,6 @@
-//! A real S3 server for tests: `s3s-fs`, installed by `scripts/setup`
-//! under the data folder, started on loopback over a folder the test owns.
+//! A real S3 server for tests: `tektra-s3-test-server` (s3s-fs's file
+//! system behind s3s), built with the workspace, started on loopback over a
+//! folder the test owns.
 #![allow(clippy::expect_used)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,25 +13,35 @@ pub const ACCESS_KEY: &str = "tektra-test-access";
 /// The secret tests sign with (tests check it never shows in output).
 pub const SECRET_KEY: &str = "tektra-test-secret-key-never-shown";
 
-/// The `s3s-fs` binary.
+/// The `tektra-s3-test-server` binary: `TEKTRA_S3_SERVER`, else beside
+/// the running test or benchmark (`target/<profile>/`).
 ///
 /// # Panics
-/// When it is missing: run `scripts/setup`.
+/// When it is missing: `cargo build -p tektra-s3-test-server` (the
+/// workspace's test build makes it).
 #[must_use]
 pub fn s3_server_binary() -> PathBuf {
-    let path = std::env::var_os("TEKTRA_S3_SERVER").map_or_else(
-        || super::data_dir().join("tools").join("bin").join("s3s-fs"),
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "s3s-fs missing at {}: run scripts/setup",
-        path.display()
-    );
-    path
+    const NAME: &str = "tektra-s3-test-server";
+    if let Some(path) = std::env::var_os("TEKTRA_S3_SERVER") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // Tests run from target/<profile>/deps, benchmarks from target/<profile>.
+    let found = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(NAME))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!(
+            "{NAME} is not built beside {}: run cargo build -p {NAME} (with --release for benchmarks)",
+            exe.display()
+        )
+    })
 }
 
-/// A running `s3s-fs`; stopped when dropped.
+/// A running S3 server; stopped when dropped.
 #[derive(Debug)]
 pub struct S3Server {
     child: Child,
@@ -58,7 +69,7 @@ impl S3Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("starting s3s-fs");
+            .expect("starting the S3 test server");
         let addr: SocketAddr = format!("{host}:{port}").parse().expect("an address");
         let server = S3Server {
             child,
@@ -67,7 +78,10 @@ impl S3Server {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start on {addr}");
+            assert!(
+                Instant::now() < deadline,
+                "the S3 test server did not start on {addr}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         server
