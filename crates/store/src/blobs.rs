@@ -2,7 +2,7 @@
 //! cache through a check of their content hash.
 
 use std::io::Read;
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 use std::time::Duration;
 
 use hf_hub::cache::{BlobLock, RepoCache};
@@ -271,8 +271,8 @@ async fn copy_in(
 }
 
 fn copy_hashed(
-    from: &PathBuf,
-    to: &PathBuf,
+    from: &FsPath,
+    to: &FsPath,
     file: &TreeFile,
     progress: &FileProgress,
     cancel: &CancellationToken,
