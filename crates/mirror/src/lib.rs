@@ -426,7 +426,9 @@ impl Inner {
                 if asked.known {
                     self.offline(&(asked.kind, asked.id.to_string()), who)
                 } else if *who == Identity::Anonymous
-                    && let Some(listing) = self.from_store(repo, asked.revision, asked.kind).await
+                    && let Some(listing) = self
+                        .listing_from_store(repo, asked.revision, asked.kind)
+                        .await
                 {
                     Ok(Some(listing))
                 } else {
@@ -539,7 +541,12 @@ impl Inner {
 
     /// With the upstream unreachable and the cache not knowing `repo`: a
     /// listing another mirror left in the shared store.
-    async fn from_store(&self, repo: &RepoRef, revision: &str, kind: Kind) -> Option<Listing> {
+    async fn listing_from_store(
+        &self,
+        repo: &RepoRef,
+        revision: &str,
+        kind: Kind,
+    ) -> Option<Listing> {
         let store = self.options.store.as_ref()?;
         let revision = Revision::new(revision).ok()?;
         let stored = match store.listing(repo, &revision).await {

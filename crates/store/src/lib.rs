@@ -75,9 +75,9 @@ pub enum StoreError {
         action: &'static str,
         /// The object's key.
         key: String,
-        /// The client's error.
+        /// The client's error (boxed: it is large, and errors travel far).
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// A local file could not be read or written.
     #[error("{action} {}: {source}", path.display())]
@@ -169,7 +169,7 @@ impl BlobStore {
             store: self.shown.clone(),
             action,
             key: key.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 }
