@@ -89,7 +89,11 @@ impl Team {
             cache_dir: home.path().to_path_buf(),
             ..HubOptions::default()
         };
-        options.retry.max_attempts = 2;
+        // A body cut because the transfer it followed started over (a
+        // damaged store blob: the engine's second try, then the upstream)
+        // is retried, as any client of a mirror does.
+        options.retry.max_attempts = 5;
+        options.retry.base_delay = Duration::from_millis(50);
         options.read_timeout = Duration::from_secs(20);
         self.homes.push(home);
         Hub::new(options).unwrap()
